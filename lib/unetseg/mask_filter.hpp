@@ -1,0 +1,41 @@
+// From the model's probability map to a mask at frame size.
+#pragma once
+
+#include <opencv2/core.hpp>
+
+namespace unetseg {
+
+struct MaskOptions {
+  double threshold = 0.5;  // foreground where probability >= threshold (hard mask)
+  bool soft = false;       // keep the soft probability as alpha 0..255 instead of 0/255
+};
+
+// Foreground statistics of a frame-size alpha mask.
+struct MaskStats {
+  double foreground_fraction = 0;  // mean alpha / 255 over the frame
+  cv::Rect bounding_box;           // of pixels with alpha >= 128; empty when there are none
+};
+
+class MaskFilter {
+ public:
+  // foreground: CV_32FC1 in [0,1] at model resolution. Returns CV_8UC1 alpha at frame_size:
+  // bilinear upscale, then 0/255 at the threshold unless options.soft. The returned Mat is owned
+  // by the filter, reused across frames (no allocation once the frame size is stable) and valid
+  // until the next call.
+  const cv::Mat& apply(const cv::Mat& foreground, cv::Size frame_size, const MaskOptions& options);
+
+  // class_map: CV_8UC1 class ids at model resolution -> frame_size, nearest neighbour.
+  const cv::Mat& upscale_classes(const cv::Mat& class_map, cv::Size frame_size);
+
+  // Soft probability as 8-bit alpha (round(p * 255)) at the map's own size, into `out`.
+  static void to_alpha8(const cv::Mat& foreground, cv::Mat& out);
+
+  static MaskStats stats(const cv::Mat& alpha);
+
+ private:
+  cv::Mat small_alpha_;
+  cv::Mat alpha_;
+  cv::Mat classes_;
+};
+
+}  // namespace unetseg

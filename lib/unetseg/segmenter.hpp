@@ -1,0 +1,89 @@
+// Runs an ONNX segmentation model through OpenCV DNN on a frame view.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+#include <opencv2/dnn.hpp>
+
+#include "unetseg/frame.hpp"
+#include "unetseg/model_spec.hpp"
+
+namespace unetseg {
+
+enum class Backend { Auto, Cpu, Cuda, CudaFp16 };
+const char* to_string(Backend backend);
+bool backend_from_string(const std::string& name, Backend* backend);
+
+// Whether this OpenCV build has the DNN CUDA backend compiled in.
+bool opencv_has_cuda();
+
+// What a model said about one frame, at the model's output resolution. Owned by the Segmenter
+// and overwritten by its next run(): copy what must outlive it.
+struct Prediction {
+  cv::Mat foreground;  // CV_32FC1, foreground probability in [0,1]; multi-class: 1 - P(class 0)
+  cv::Mat class_map;   // CV_8UC1 argmax class ids; empty unless multi-class
+  std::vector<cv::Mat> class_probabilities;  // CV_32FC1 softmax per class; multi-class only
+};
+
+struct StageTimes {
+  double preprocess_ms = 0;
+  double forward_ms = 0;
+  double postprocess_ms = 0;
+  double total_ms() const { return preprocess_ms + forward_ms + postprocess_ms; }
+};
+
+class Segmenter {
+ public:
+  // Loads the model and runs one warm-up forward to check that its real output fits the spec.
+  // Throws unetseg::Error naming the file and the reason (unreadable, not ONNX, refused by
+  // OpenCV, output missing or of the wrong shape, backend unavailable).
+  Segmenter(const std::string& model_path, const ModelSpec& spec, Backend requested);
+  // Same, with the spec read from the model's sidecar.
+  Segmenter(const std::string& model_path, Backend requested);
+
+  Segmenter(const Segmenter&) = delete;
+  Segmenter& operator=(const Segmenter&) = delete;
+
+  const ModelSpec& spec() const { return spec_; }
+  const std::string& model_path() const { return model_path_; }
+  Backend requested_backend() const { return requested_; }
+  Backend active_backend() const { return active_; }
+  // Why the active backend differs from the requested one (empty when it does not).
+  const std::string& backend_note() const { return backend_note_; }
+  cv::Size output_size() const { return output_size_; }
+  int output_channels() const { return output_channels_; }
+
+  // Fills `blob` (1x3xHxW float, reused) from the frame: stretch + colour order + normalise.
+  void preprocess(const FrameView& frame, cv::Mat& blob);
+  // The whole way from frame to prediction; the result is valid until the next run().
+  const Prediction& run(const FrameView& frame);
+  const StageTimes& last_times() const { return times_; }
+
+ private:
+  void load(Backend requested);
+  void select_backend(Backend requested);
+  void check_output(const cv::Mat& out);
+  void postprocess(const cv::Mat& out);
+
+  std::string model_path_;
+  ModelSpec spec_;
+  cv::dnn::Net net_;
+  std::string output_name_;  // resolved layer name of the output we read
+  Backend requested_ = Backend::Auto;
+  Backend active_ = Backend::Cpu;
+  std::string backend_note_;
+  cv::Size output_size_;
+  int output_channels_ = 0;
+
+  // Reused across frames so that run() allocates nothing after the first frame.
+  cv::Mat resized_;
+  cv::Mat blob_;
+  std::vector<cv::Mat> outputs_;
+  Prediction prediction_;
+  cv::Mat scratch_;
+  StageTimes times_;
+};
+
+}  // namespace unetseg
