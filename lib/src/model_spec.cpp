@@ -1,0 +1,198 @@
+#include "unetseg/model_spec.hpp"
+
+#include <sys/stat.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "unetseg/error.hpp"
+
+namespace unetseg {
+
+namespace {
+
+struct KindName {
+  OutputKind kind;
+  const char* name;
+};
+constexpr KindName kKinds[] = {
+    {OutputKind::Probability, "probability"},
+    {OutputKind::Logit, "logit"},
+    {OutputKind::TwoClassLogits, "two_class_logits"},
+    {OutputKind::ClassLogits, "class_logits"},
+};
+
+// Reads one sidecar, turning every problem into an Error that names the file and the field.
+class SidecarReader {
+ public:
+  explicit SidecarReader(std::string path) : path_(std::move(path)) {}
+
+  [[noreturn]] void fail(const std::string& field, const std::string& why) const {
+    throw Error("model sidecar " + path_ + ": field '" + field + "' " + why);
+  }
+
+  cv::FileNode require(const cv::FileNode& parent, const std::string& field,
+                       const std::string& key) const {
+    cv::FileNode node = parent[key];
+    if (node.empty()) fail(field, "is missing");
+    return node;
+  }
+
+  double number(const cv::FileNode& node, const std::string& field) const {
+    if (!node.isInt() && !node.isReal()) fail(field, "must be a number");
+    return static_cast<double>(node);
+  }
+
+  int integer(const cv::FileNode& node, const std::string& field) const {
+    if (!node.isInt()) fail(field, "must be an integer");
+    return static_cast<int>(node);
+  }
+
+  bool boolean(const cv::FileNode& node, const std::string& field) const {
+    // OpenCV's JSON parser reads true/false as the integers 1/0.
+    if (!node.isInt() || (static_cast<int>(node) != 0 && static_cast<int>(node) != 1))
+      fail(field, "must be true or false");
+    return static_cast<int>(node) == 1;
+  }
+
+  std::string string(const cv::FileNode& node, const std::string& field) const {
+    if (!node.isString()) fail(field, "must be a string");
+    return static_cast<std::string>(node);
+  }
+
+  cv::Scalar triple(const cv::FileNode& node, const std::string& field) const {
+    if (!node.isSeq() || node.size() != 3) fail(field, "must be a list of 3 numbers");
+    cv::Scalar value;
+    for (int i = 0; i < 3; ++i) value[i] = number(node[i], field + "[" + std::to_string(i) + "]");
+    return value;
+  }
+
+ private:
+  std::string path_;
+};
+
+std::string file_stem(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  const size_t dot = base.find_last_of('.');
+  return dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
+}
+
+}  // namespace
+
+const char* to_string(ColorOrder order) { return order == ColorOrder::RGB ? "RGB" : "BGR"; }
+
+const char* to_string(OutputKind kind) {
+  for (const auto& k : kKinds)
+    if (k.kind == kind) return k.name;
+  return "?";
+}
+
+int ModelSpec::expected_channels() const {
+  switch (output_kind) {
+    case OutputKind::Probability:
+    case OutputKind::Logit:
+      return 1;
+    case OutputKind::TwoClassLogits:
+      return 2;
+    case OutputKind::ClassLogits:
+      return static_cast<int>(labels.size());
+  }
+  return 0;
+}
+
+std::string ModelSpec::sidecar_path_for(const std::string& model_path) {
+  const size_t slash = model_path.find_last_of('/');
+  const size_t dot = model_path.find_last_of('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash))
+    return model_path + ".json";
+  return model_path.substr(0, dot) + ".json";
+}
+
+void ModelSpec::validate(const std::string& origin) const {
+  auto fail = [&](const std::string& field, const std::string& why) {
+    throw Error("model sidecar " + origin + ": field '" + field + "' " + why);
+  };
+  if (input_width < 1 || input_width > 8192) fail("input.width", "must be 1..8192");
+  if (input_height < 1 || input_height > 8192) fail("input.height", "must be 1..8192");
+  if (!std::isfinite(scale) || scale <= 0) fail("input.scale", "must be a positive number");
+  for (int c = 0; c < 3; ++c) {
+    if (!std::isfinite(mean[c])) fail("input.mean", "must be finite");
+    if (!std::isfinite(std[c]) || std[c] <= 0) fail("input.std", "must be positive numbers");
+  }
+  if (output_index < 0) fail("output.index", "must be >= 0");
+  if (output_kind == OutputKind::ClassLogits && !labels.empty() && labels.size() < 2)
+    fail("output.labels", "must name at least 2 classes for class_logits");
+  if (output_kind == OutputKind::ClassLogits && labels.size() > 256)
+    fail("output.labels", "may name at most 256 classes (class ids are 8-bit)");
+  if (output_kind == OutputKind::TwoClassLogits && !labels.empty() && labels.size() != 2)
+    fail("output.labels", "must name exactly 2 classes for two_class_logits");
+}
+
+ModelSpec ModelSpec::load(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0)
+    throw Error("model sidecar " + path + " not found: every model needs a JSON file beside it "
+                "saying what it expects and emits (see docs/MODEL_SPEC.md)");
+  if (!S_ISREG(st.st_mode)) throw Error("model sidecar " + path + " is not a regular file");
+
+  cv::FileStorage fs;
+  try {
+    fs.open(path, cv::FileStorage::READ | cv::FileStorage::FORMAT_JSON);
+  } catch (const cv::Exception& e) {
+    throw Error("model sidecar " + path + " is not valid JSON: " + e.err);
+  }
+  if (!fs.isOpened()) throw Error("model sidecar " + path + " could not be read");
+
+  SidecarReader r(path);
+  const cv::FileNode root = fs.root();
+  if (!root.isMap()) throw Error("model sidecar " + path + " must hold a JSON object");
+
+  ModelSpec spec;
+  spec.name = root["name"].empty() ? file_stem(path) : r.string(root["name"], "name");
+
+  const cv::FileNode in = r.require(root, "input", "input");
+  if (!in.isMap()) r.fail("input", "must be an object");
+  spec.input_width = r.integer(r.require(in, "input.width", "width"), "input.width");
+  spec.input_height = r.integer(r.require(in, "input.height", "height"), "input.height");
+  if (!in["color_order"].empty()) {
+    const std::string order = r.string(in["color_order"], "input.color_order");
+    if (order == "RGB") spec.color_order = ColorOrder::RGB;
+    else if (order == "BGR") spec.color_order = ColorOrder::BGR;
+    else r.fail("input.color_order", "must be \"RGB\" or \"BGR\", not \"" + order + "\"");
+  }
+  if (!in["scale"].empty()) spec.scale = r.number(in["scale"], "input.scale");
+  if (!in["mean"].empty()) spec.mean = r.triple(in["mean"], "input.mean");
+  if (!in["std"].empty()) spec.std = r.triple(in["std"], "input.std");
+  if (!in["normalize_by_max"].empty())
+    spec.normalize_by_max = r.boolean(in["normalize_by_max"], "input.normalize_by_max");
+
+  const cv::FileNode out = r.require(root, "output", "output");
+  if (!out.isMap()) r.fail("output", "must be an object");
+  if (!out["name"].empty()) spec.output_name = r.string(out["name"], "output.name");
+  if (!out["index"].empty()) spec.output_index = r.integer(out["index"], "output.index");
+  const std::string kind = r.string(r.require(out, "output.kind", "kind"), "output.kind");
+  bool known = false;
+  for (const auto& k : kKinds) {
+    if (kind == k.name) {
+      spec.output_kind = k.kind;
+      known = true;
+    }
+  }
+  if (!known)
+    r.fail("output.kind", "must be probability, logit, two_class_logits or class_logits, not \"" +
+                              kind + "\"");
+  if (!out["minmax"].empty()) spec.output_minmax = r.boolean(out["minmax"], "output.minmax");
+  if (!out["labels"].empty()) {
+    const cv::FileNode labels = out["labels"];
+    if (!labels.isSeq()) r.fail("output.labels", "must be a list of strings");
+    for (size_t i = 0; i < labels.size(); ++i)
+      spec.labels.push_back(r.string(labels[static_cast<int>(i)],
+                                     "output.labels[" + std::to_string(i) + "]"));
+  }
+
+  spec.validate(path);
+  return spec;
+}
+
+}  // namespace unetseg

@@ -1,0 +1,245 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+
+#include <opencv2/core/cuda.hpp>
+
+#include "test_paths.hpp"
+#include "unetseg/error.hpp"
+#include "unetseg/segmenter.hpp"
+
+using namespace unetseg;
+using unetseg_test::TempDir;
+using unetseg_test::test_model;
+
+namespace {
+
+// An RGB frame: columns [0, split) one colour, [split, w) another.
+struct TwoColourFrame {
+  std::vector<uint8_t> data;
+  FrameView view;
+  TwoColourFrame(int w, int h, int split, cv::Vec3b left, cv::Vec3b right) : data(w * h * 3) {
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x)
+        std::memcpy(&data[(y * w + x) * 3], (x < split ? left : right).val, 3);
+    view = FrameView{data.data(), w, h, static_cast<size_t>(w) * 3, PixelLayout::RGB};
+  }
+};
+
+const cv::Vec3b kRed(255, 0, 0), kGreen(0, 255, 0), kBlack(0, 0, 0), kBlue(0, 0, 255);
+const double kSaturated = 1.0 / (1.0 + std::exp(-20.0));  // sigmoid(K * 1), K = 20
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+}  // namespace
+
+// The three binary test models compute "foreground where red exceeds green" in three output
+// conventions (probability, logit, two-class logits with a BGR input); each must give the same
+// answer through the library.
+class BinaryOracle : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(BinaryOracle, RedIsForegroundGreenIsNot) {
+  Segmenter seg(test_model(GetParam()), Backend::Cpu);
+  EXPECT_EQ(seg.output_size(), cv::Size(64, 64));
+  EXPECT_EQ(seg.active_backend(), Backend::Cpu);
+  // 320x240 -> 64x64: the left half maps to model columns 0..31 exactly.
+  TwoColourFrame frame(320, 240, 160, kRed, kGreen);
+  const Prediction& p = seg.run(frame.view);
+  ASSERT_EQ(p.foreground.type(), CV_32FC1);
+  ASSERT_EQ(p.foreground.size(), cv::Size(64, 64));
+  EXPECT_TRUE(p.class_map.empty());
+  for (int y = 0; y < 64; y += 7) {
+    for (int x = 0; x < 64; ++x) {
+      const float v = p.foreground.at<float>(y, x);
+      if (x < 32)
+        EXPECT_NEAR(v, kSaturated, 1e-5) << "x=" << x << " y=" << y;
+      else
+        EXPECT_NEAR(v, 1 - kSaturated, 1e-5) << "x=" << x << " y=" << y;
+    }
+  }
+  EXPECT_GT(seg.last_times().forward_ms, 0.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, BinaryOracle,
+                         ::testing::Values("unet_rg", "logit_rg", "twoclass_rg"));
+
+TEST(Segmenter, MultiClassGivesClassMapAndProbabilities) {
+  Segmenter seg(test_model("classes3"), Backend::Cpu);
+  EXPECT_EQ(seg.output_channels(), 3);
+  // Thirds: red | green | black -> classes 1 | 2 | 0 (background).
+  std::vector<uint8_t> data(96 * 32 * 3, 0);
+  for (int y = 0; y < 32; ++y)
+    for (int x = 0; x < 64; ++x) data[(y * 96 + x) * 3 + (x < 32 ? 0 : 1)] = 255;
+  FrameView view{data.data(), 96, 32, 96 * 3, PixelLayout::RGB};
+  const Prediction& p = seg.run(view);
+  ASSERT_EQ(p.class_map.type(), CV_8UC1);
+  ASSERT_EQ(p.class_probabilities.size(), 3u);
+  const int expected[3] = {1, 2, 0};
+  for (int third = 0; third < 3; ++third) {
+    const int x = third * 21 + 10;  // well inside each third of the 64 model columns
+    EXPECT_EQ(p.class_map.at<uint8_t>(30, x), expected[third]) << "third " << third;
+    float sum = 0;
+    for (const cv::Mat& prob : p.class_probabilities) sum += prob.at<float>(30, x);
+    EXPECT_NEAR(sum, 1.0f, 1e-5);
+    EXPECT_NEAR(p.foreground.at<float>(30, x), 1 - p.class_probabilities[0].at<float>(30, x), 1e-6);
+  }
+  // Black: logits (5, 0, 0) -> P(background) = e^5 / (e^5 + 2).
+  EXPECT_NEAR(p.class_probabilities[0].at<float>(5, 60), std::exp(5.0) / (std::exp(5.0) + 2), 1e-5);
+}
+
+TEST(Segmenter, U2NetLikeGraphReadsTheFusedOutputByGraphOrder) {
+  TempDir dir;
+  // The same model read by index 0 (graph order: d0 first), by name d0, and by name d1.
+  Segmenter by_index(test_model("u2net_rsu"), Backend::Cpu);
+  const std::string d0 = unetseg_test::copy_model("u2net_rsu", dir, "d0", false);
+  const std::string d1 = unetseg_test::copy_model("u2net_rsu", dir, "d1", false);
+  ModelSpec spec = by_index.spec();
+  spec.output_name = "d0";
+  Segmenter by_d0(d0, spec, Backend::Cpu);
+  spec.output_name = "d1";
+  Segmenter by_d1(d1, spec, Backend::Cpu);
+
+  std::vector<uint8_t> data(80 * 60 * 3);
+  cv::RNG rng(7);
+  for (auto& v : data) v = static_cast<uint8_t>(rng.uniform(0, 256));
+  FrameView view{data.data(), 80, 60, 80 * 3, PixelLayout::RGB};
+  const cv::Mat a = by_index.run(view).foreground.clone();
+  const cv::Mat b = by_d0.run(view).foreground.clone();
+  const cv::Mat c = by_d1.run(view).foreground.clone();
+  EXPECT_EQ(cv::norm(a, b, cv::NORM_INF), 0.0);
+  EXPECT_GT(cv::norm(a, c, cv::NORM_INF), 1e-3) << "d0 and d1 must differ";
+  // minmax: the map spans [0, 1] exactly.
+  double lo, hi;
+  cv::minMaxLoc(a, &lo, &hi);
+  EXPECT_NEAR(lo, 0.0, 1e-6);
+  EXPECT_NEAR(hi, 1.0, 1e-6);
+}
+
+TEST(Segmenter, NothingIsReallocatedAfterTheFirstFrame) {
+  Segmenter seg(test_model("unet_rg"), Backend::Cpu);
+  TwoColourFrame frame(128, 96, 64, kRed, kBlue);
+  const void* first = seg.run(frame.view).foreground.data;
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(seg.run(frame.view).foreground.data, first);
+}
+
+TEST(Segmenter, BackendChoiceTellsTheTruth) {
+  Segmenter cpu(test_model("logit_rg"), Backend::Cpu);
+  EXPECT_EQ(cpu.active_backend(), Backend::Cpu);
+  EXPECT_TRUE(cpu.backend_note().empty());
+
+  Segmenter automatic(test_model("logit_rg"), Backend::Auto);
+  if (automatic.active_backend() == Backend::Cpu) {
+    // Auto fell back: it must say why.
+    EXPECT_TRUE(contains(automatic.backend_note(), "CPU")) << automatic.backend_note();
+  } else {
+    EXPECT_TRUE(opencv_has_cuda());
+  }
+
+  for (Backend cuda : {Backend::Cuda, Backend::CudaFp16}) {
+    const std::string msg = error_of([&] { Segmenter s(test_model("logit_rg"), cuda); });
+    if (!opencv_has_cuda()) {
+      EXPECT_TRUE(contains(msg, "built without the CUDA DNN backend")) << msg;
+      EXPECT_TRUE(contains(msg, to_string(cuda))) << msg;
+    } else if (cv::cuda::getCudaEnabledDeviceCount() <= 0) {
+      EXPECT_TRUE(contains(msg, "no CUDA device")) << msg;
+    }
+  }
+}
+
+TEST(Segmenter, BackendNamesRoundTrip) {
+  for (Backend b : {Backend::Auto, Backend::Cpu, Backend::Cuda, Backend::CudaFp16}) {
+    Backend parsed;
+    ASSERT_TRUE(backend_from_string(to_string(b), &parsed));
+    EXPECT_EQ(parsed, b);
+  }
+  Backend parsed;
+  EXPECT_FALSE(backend_from_string("opencl", &parsed));
+}
+
+// ---- bad models: each refused with a message naming the file and the reason ----
+
+TEST(SegmenterBadInput, MissingFile) {
+  TempDir dir;
+  const std::string path = dir.file("absent.onnx");
+  const std::string msg = error_of([&] { Segmenter s(path, Backend::Cpu); });
+  // The sidecar is looked for first; either way the message names what is missing.
+  EXPECT_TRUE(contains(msg, dir.file("absent"))) << msg;
+}
+
+TEST(SegmenterBadInput, ModelFilesThatAreNotModels) {
+  TempDir dir;
+  const std::string spec_json = dir.file("spec.json");
+  const auto sidecar = unetseg_test::read_file(unetseg_test::env_or_die("UNETSEG_TEST_MODELS") + "/unet_rg.json");
+  const ModelSpec spec = [&] {
+    unetseg_test::write_file(spec_json, std::string(sidecar.begin(), sidecar.end()));
+    return ModelSpec::load(spec_json);
+  }();
+  const auto good = unetseg_test::read_file(test_model("unet_rg"));
+
+  struct Case {
+    std::string path;
+    const char* why;
+  };
+  std::string random_bytes(4096, '\0');
+  cv::RNG rng(1);
+  for (auto& c : random_bytes) c = static_cast<char>(rng.uniform(0, 256));
+  unetseg_test::write_file(dir.file("empty.onnx"), "");
+  unetseg_test::write_file(dir.file("truncated.onnx"), std::string(good.begin(), good.begin() + good.size() / 2));
+  unetseg_test::write_file(dir.file("random.onnx"), random_bytes);
+  unetseg_test::write_file(dir.file("text.onnx"), "this is not a model\n");
+  const Case cases[] = {
+      {dir.file("empty.onnx"), "empty"},
+      {dir.file("truncated.onnx"), "could not be loaded by OpenCV"},
+      {dir.file("random.onnx"), "could not be loaded by OpenCV"},
+      {dir.file("text.onnx"), "could not be loaded by OpenCV"},
+      {dir.path(), "is a directory"},
+      {"/dev/zero", "not a regular file"},
+      {dir.file("absent.onnx"), "No such file"},
+  };
+  for (const Case& c : cases) {
+    const std::string msg = error_of([&] { Segmenter s(c.path, spec, Backend::Cpu); });
+    EXPECT_TRUE(contains(msg, c.path)) << c.path << " -> " << msg;
+    EXPECT_TRUE(contains(msg, c.why)) << c.path << " -> " << msg;
+  }
+}
+
+TEST(SegmenterBadInput, OutputThatDoesNotFitTheSidecar) {
+  TempDir dir;
+  // classes3 emits 3 channels; a sidecar that says "probability" (1 channel) must be refused
+  // when the model loads, not on the first frame.
+  const std::string model = unetseg_test::copy_model("classes3", dir, "wrong", false);
+  unetseg_test::write_file(dir.file("wrong.json"),
+      R"({"input": {"width": 64, "height": 64}, "output": {"kind": "probability"}})");
+  std::string msg = error_of([&] { Segmenter s(model, Backend::Cpu); });
+  EXPECT_TRUE(contains(msg, model)) << msg;
+  EXPECT_TRUE(contains(msg, "1x3x64x64")) << msg;
+  EXPECT_TRUE(contains(msg, "probability")) << msg;
+
+  unetseg_test::write_file(dir.file("wrong.json"),
+      R"({"input": {"width": 64, "height": 64}, "output": {"kind": "class_logits", "labels": ["a", "b", "c", "d"]}})");
+  msg = error_of([&] { Segmenter s(model, Backend::Cpu); });
+  EXPECT_TRUE(contains(msg, "one per label")) << msg;
+
+  unetseg_test::write_file(dir.file("wrong.json"),
+      R"({"input": {"width": 64, "height": 64}, "output": {"kind": "probability", "index": 4}})");
+  msg = error_of([&] { Segmenter s(model, Backend::Cpu); });
+  EXPECT_TRUE(contains(msg, "output.index 4 does not exist")) << msg;
+
+  unetseg_test::write_file(dir.file("wrong.json"),
+      R"({"input": {"width": 64, "height": 64}, "output": {"kind": "probability", "name": "nope"}})");
+  msg = error_of([&] { Segmenter s(model, Backend::Cpu); });
+  EXPECT_TRUE(contains(msg, "no output named 'nope'")) << msg;
+}
