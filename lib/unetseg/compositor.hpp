@@ -19,8 +19,8 @@ const char* to_string(Mode mode);
 
 struct CompositorOptions {
   cv::Scalar overlay_color{0, 255, 0};  // R, G, B
-  double overlay_opacity = 0.5;         // 0 = invisible, 1 = solid
-  int blur_radius = 21;                 // pixels, >= 1
+  double overlay_opacity = 0.5;         // 0 = invisible, 1 = solid (clamped to [0,1])
+  int blur_radius = 21;                 // frame pixels, >= 1: a Gaussian of sigma radius / 2
   cv::Scalar background_color{0, 255, 0};  // R, G, B; used by Replace without an image
 };
 
@@ -33,7 +33,15 @@ class Compositor {
 
   // alpha: CV_8UC1 at frame size, 255 = foreground. classes: CV_8UC1 class ids at frame size,
   // used by Overlay for multi-class models; empty for binary models.
-  // Throws unetseg::Error for Alpha on a layout without alpha or for mismatched sizes.
+  // Blending is integer, rounded to nearest: out = (p * (255 - w) + q * w + 127) / 255, so
+  // w = 0 keeps p and w = 255 gives q exactly. Overlay: q = overlay colour, w = round(alpha *
+  // round(opacity * 255) / 255); with classes, q = palette_color(class) and w = round(opacity *
+  // 255) (class 0: w = 0), scaled by alpha / 255 when alpha is given (it may then be empty).
+  // Blur and Replace: q = blurred frame or background, w = 255 - alpha. Alpha and padding bytes
+  // are left as they are, except Alpha (writes alpha there) and Mask (alpha byte set to 255).
+  // Mode::None touches nothing and checks nothing.
+  // Throws unetseg::Error for Alpha on a layout without alpha, for mismatched sizes or types,
+  // a stride shorter than a row, or a blur radius below 1.
   void draw(const FrameView& frame, Mode mode, const cv::Mat& alpha, const cv::Mat& classes,
             const CompositorOptions& options);
 
@@ -45,6 +53,10 @@ class Compositor {
   cv::Mat background_scaled_;  // in the frame's layout and size, rebuilt when either changes
   int background_layout_ = -1;
   cv::Mat blur_small_, blur_tmp_, blur_full_;  // reused by Blur
+  cv::Mat row_weights_, row_targets_;  // one row of per-byte weights / target bytes
+
+  const cv::Mat& blurred(const FrameView& frame, int radius);  // blur_full_
+  const cv::Mat& scaled_background(const FrameView& frame);    // background_scaled_, cached
 };
 
 }  // namespace unetseg

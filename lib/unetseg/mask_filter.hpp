@@ -6,8 +6,11 @@
 namespace unetseg {
 
 struct MaskOptions {
-  double threshold = 0.5;  // foreground where probability >= threshold (hard mask)
-  bool soft = false;       // keep the soft probability as alpha 0..255 instead of 0/255
+  // Hard mask: foreground where probability >= threshold, compared at 8-bit precision (alpha
+  // round(p * 255) >= round(threshold * 255), both rounded the same way): 0 makes everything
+  // foreground, 1 only p == 1 (to 8 bits). Values outside [0,1] are clamped.
+  double threshold = 0.5;
+  bool soft = false;  // keep the soft probability as alpha 0..255 instead of 0/255
 };
 
 // Foreground statistics of a frame-size alpha mask.
