@@ -109,7 +109,9 @@ std::vector<std::string> onnx_graph_outputs(const std::vector<uint8_t>& model) {
   return {};
 }
 
-std::vector<uint8_t> read_model_file(const std::string& path) {
+// Refuses what cannot be a model file before anything tries to read it (a device such as
+// /dev/zero would never end). Returns the file's size.
+size_t check_model_file(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0)
     throw Error("model " + path + ": " + std::strerror(errno));
@@ -117,10 +119,15 @@ std::vector<uint8_t> read_model_file(const std::string& path) {
   if (!S_ISREG(st.st_mode))
     throw Error("model " + path + " is not a regular file (a device or pipe?), not an ONNX file");
   if (st.st_size == 0) throw Error("model " + path + " is empty (0 bytes)");
+  return static_cast<size_t>(st.st_size);
+}
+
+std::vector<uint8_t> read_model_file(const std::string& path) {
+  const size_t size = check_model_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("model " + path + " cannot be opened: " + std::strerror(errno));
-  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
-  if (!in.read(reinterpret_cast<char*>(bytes.data()), st.st_size))
+  std::vector<uint8_t> bytes(size);
+  if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size)))
     throw Error("model " + path + " could not be read completely");
   return bytes;
 }
@@ -163,8 +170,12 @@ Segmenter::Segmenter(const std::string& model_path, const ModelSpec& spec, Backe
   load(requested);
 }
 
+// The model file is checked before its sidecar, so a wrong path is reported as such.
 Segmenter::Segmenter(const std::string& model_path, Backend requested)
-    : Segmenter(model_path, ModelSpec::load(ModelSpec::sidecar_path_for(model_path)), requested) {}
+    : Segmenter(model_path,
+                (check_model_file(model_path),
+                 ModelSpec::load(ModelSpec::sidecar_path_for(model_path))),
+                requested) {}
 
 void Segmenter::load(Backend requested) {
   const std::vector<uint8_t> bytes = read_model_file(model_path_);
