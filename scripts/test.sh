@@ -13,32 +13,36 @@ if [ -f build/build.ninja ]; then
 else
   meson setup build >/dev/null
 fi
-ninja -C build
+ninja -C build | tail -n 1
 
 status=0
 meson test -C build --print-errorlogs --num-processes 1 "$@" || status=$?
 
-# One closing line with the number of test cases, not just of suites: GoogleTest's own counts
-# where a suite is a GoogleTest binary, one case for any other test.
+# One closing line with the number of test cases, not just of suites: GoogleTest's and Python
+# unittest's own counts where they printed them, one case for any other test.
 /usr/bin/python3 - build/meson-logs/testlog.json <<'PY'
 import json, re, sys
 passed = failed = skipped = 0
 for line in open(sys.argv[1]):
     t = json.loads(line)
-    out = t.get("stdo", "")
-    ok = re.search(r"^\[  PASSED  \] (\d+) tests?\.", out, re.M)
-    bad = re.search(r"^\[  FAILED  \] (\d+) tests?,", out, re.M)
-    if ok or bad:
-        passed += int(ok.group(1)) if ok else 0
-        failed += int(bad.group(1)) if bad else 0
-        if t["result"] not in ("OK", "EXPECTEDFAIL") and not bad:
-            failed += 1  # crashed or timed out before GoogleTest could count
+    out = t.get("stdout", "") + t.get("stderr", "")
+    ok = t["result"] == "OK"
+    gtest_pass = re.search(r"^\[  PASSED  \] (\d+) tests?\.", out, re.M)
+    gtest_fail = re.search(r"^\[  FAILED  \] (\d+) tests?,", out, re.M)
+    unittest_ran = re.search(r"^Ran (\d+) tests? in", out, re.M)
+    if gtest_pass or gtest_fail:
+        passed += int(gtest_pass.group(1)) if gtest_pass else 0
+        failed += int(gtest_fail.group(1)) if gtest_fail else 0
+    elif unittest_ran:
+        bad = sum(int(n) for n in re.findall(r"(?:failures|errors)=(\d+)", out))
+        passed += int(unittest_ran.group(1)) - bad
+        failed += bad
     elif t["result"] == "SKIP":
         skipped += 1
-    elif t["result"] == "OK":
+    elif ok:
         passed += 1
-    else:
-        failed += 1
+    if not ok and t["result"] != "SKIP" and not (gtest_fail or unittest_ran):
+        failed += 1  # crashed or timed out before its runner could count
 print(f"unetseg: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
 PY
 exit $status

@@ -5,6 +5,7 @@
 // right half green has its foreground exactly in the left half (see tests/models/README.md).
 #include <gst/video/gstvideometa.h>
 
+#include <atomic>
 #include <cmath>
 #include <utility>
 #include <vector>
@@ -538,4 +539,47 @@ TEST(States, FlushThenKeepGoingThenEos) {
     gst_event_unref(ev);
   }
   EXPECT_TRUE(saw_eos);
+}
+
+// Switching to alpha mode while PLAYING renegotiates through videoconvert to a format with alpha,
+// after which frames carry the mask in their alpha channel.
+TEST(Properties, SwitchingToAlphaWhilePlayingRenegotiates) {
+  Pipeline p("videotestsrc is-live=true pattern=smpte ! video/x-raw,format=RGB,width=64,height=48,"
+             "framerate=100/1 ! videoconvert ! unetseg name=seg mode=overlay model=" +
+             test_model("unet_rg") + " ! fakesink name=sink sync=false");
+  struct Seen {
+    std::atomic<int> rgb{0}, with_alpha{0}, alpha_written{0};
+  } seen;
+  GstPad* pad = gst_element_get_static_pad(p.by_name("sink"), "sink");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, [](GstPad* pad, GstPadProbeInfo* info, gpointer data) {
+    auto* s = static_cast<Seen*>(data);
+    GstCaps* caps = gst_pad_get_current_caps(pad);
+    GstVideoInfo vinfo;
+    gst_video_info_from_caps(&vinfo, caps);
+    gst_caps_unref(caps);
+    if (!GST_VIDEO_INFO_HAS_ALPHA(&vinfo)) {
+      ++s->rgb;
+      return GST_PAD_PROBE_OK;
+    }
+    ++s->with_alpha;
+    // smpte bars: the red bar (x ~ 5/7 of the width) is foreground, the green one is not;
+    // alpha must differ between them.
+    FrameReader f(vinfo, GST_PAD_PROBE_INFO_BUFFER(info));
+    if (f.at(0, 10).a != -1 && f.at(0, 10).a != f.at(f.width() / 7 * 2 + 4, 10).a) ++s->alpha_written;
+    return GST_PAD_PROBE_OK;
+  }, &seen, nullptr);
+  gst_object_unref(pad);
+
+  ASSERT_NE(gst_element_set_state(p.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  auto wait_for = [](const std::atomic<int>& n, int count) {
+    for (int i = 0; i < 500 && n < count; ++i) g_usleep(10000);
+    return n >= count;
+  };
+  ASSERT_TRUE(wait_for(seen.rgb, 5)) << "no RGB frames before the switch";
+  gst_util_set_object_arg(G_OBJECT(p.by_name("seg")), "mode", "alpha");
+  EXPECT_TRUE(wait_for(seen.alpha_written, 5)) << "after the switch: " << seen.with_alpha << " frames with alpha, "
+                                               << seen.alpha_written << " with the mask in it";
+  gst_element_send_event(p.get(), gst_event_new_eos());
+  p.run(10 * GST_SECOND);
+  EXPECT_EQ(p.error(), "");
 }
