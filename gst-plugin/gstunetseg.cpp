@@ -34,6 +34,7 @@
 #include "unetseg/compositor.hpp"
 #include "unetseg/error.hpp"
 #include "unetseg/mask_filter.hpp"
+#include "unetseg/model_cache.hpp"
 #include "unetseg/segmenter.hpp"
 
 GST_DEBUG_CATEGORY_STATIC (gst_unetseg_debug);
@@ -437,12 +438,13 @@ gst_unetseg_start (GstBaseTransform * trans)
 
   if (model.empty ()) {
     GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("No model set."),
-        ("Set the 'model' property to an ONNX file with its JSON sidecar beside it."));
+        ("Set the 'model' property to an ONNX file with its JSON sidecar beside it, or to "
+            "a catalog model's name."));
     return FALSE;
   }
 
   try {
-    rt->segmenter.reset (new unetseg::Segmenter (model, backend));
+    rt->segmenter.reset (new unetseg::Segmenter (unetseg::resolve_model (model), backend));
   } catch (const unetseg::Error & e) {
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("%s", e.what ()),
         ("model property: %s", model.c_str ()));
@@ -741,7 +743,8 @@ gst_unetseg_class_init (GstUnetsegClass * klass)
 
   g_object_class_install_property (gobject_class, PROP_MODEL,
       g_param_spec_string ("model", "Model",
-          "Path to the ONNX model; its JSON sidecar (same name, .json) must be beside it",
+          "Path to an ONNX model with its JSON sidecar (same name, .json) beside it, or the "
+          "name of a catalog model fetched with scripts/fetch-model.sh (e.g. sinet)",
           DEFAULT_MODEL, ready));
   g_object_class_install_property (gobject_class, PROP_BACKEND,
       g_param_spec_enum ("backend", "Backend", "Where the model runs",

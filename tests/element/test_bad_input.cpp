@@ -159,3 +159,25 @@ TEST_P(OddSizes, EveryModeWorksAndTheMetaCoversTheFrame) {
 INSTANTIATE_TEST_SUITE_P(Frames, OddSizes,
                          ::testing::Values(std::make_pair(1, 1), std::make_pair(2, 1), std::make_pair(33, 17),
                                            std::make_pair(17, 301), std::make_pair(1921, 3)));
+
+// model=NAME means a catalog model in the cache; a missing one says how to fetch it.
+TEST(CatalogName, CachedModelRunsMissingOneSaysHowToFetchIt) {
+  TempDir cache;
+  const char* old = std::getenv("XDG_CACHE_HOME");
+  const std::string saved = old ? old : "";
+  setenv("XDG_CACHE_HOME", cache.path().c_str(), 1);
+
+  expect_refused("model=portrait-unet", {"scripts/fetch-model.sh portrait-unet",
+                                         cache.file("unetseg/models/portrait-unet.onnx")});
+
+  ASSERT_EQ(std::system(("mkdir -p '" + cache.file("unetseg/models") + "'").c_str()), 0);
+  TempDir models;
+  copy_model("unet_rg", models, "unet_rg");
+  ASSERT_EQ(std::system(("cp '" + models.file("unet_rg.onnx") + "' '" + models.file("unet_rg.json") +
+                         "' '" + cache.file("unetseg/models") + "/'").c_str()), 0);
+  const Outcome o = start_with("model=unet_rg");
+  EXPECT_EQ(o.error, "");
+  EXPECT_EQ(o.state, GST_STATE_CHANGE_ASYNC);
+
+  if (old) setenv("XDG_CACHE_HOME", saved.c_str(), 1); else unsetenv("XDG_CACHE_HOME");
+}

@@ -1,0 +1,20 @@
+// Where catalog models live once fetched, and how a `model` setting names one.
+#pragma once
+
+#include <string>
+
+namespace unetseg {
+
+// ${XDG_CACHE_HOME:-$HOME/.cache}/unetseg/models: scripts/fetch-model.sh writes NAME.onnx and
+// NAME.json there.
+std::string model_cache_dir();
+
+// A `model` setting is a path when it contains '/' or ends in ".onnx", else a catalog name.
+bool is_catalog_name(const std::string& model);
+
+// The .onnx file a `model` setting means: the path itself, or the cached catalog model.
+// Throws unetseg::Error for a catalog name that is not in the cache, saying the command that
+// fetches it.
+std::string resolve_model(const std::string& model);
+
+}  // namespace unetseg

@@ -1,0 +1,63 @@
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "test_paths.hpp"
+#include "unetseg/error.hpp"
+#include "unetseg/model_cache.hpp"
+
+using namespace unetseg;
+
+namespace {
+// Sets an environment variable for one test, restoring it afterwards.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
+    setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() { had_ ? setenv(name_, old_.c_str(), 1) : unsetenv(name_); }
+
+ private:
+  const char* name_;
+  std::string old_;
+  bool had_ = false;
+};
+}  // namespace
+
+TEST(ModelCache, PathsAndNames) {
+  EXPECT_TRUE(is_catalog_name("portrait-unet"));
+  EXPECT_TRUE(is_catalog_name("isnet-320"));
+  EXPECT_FALSE(is_catalog_name("sinet.onnx"));
+  EXPECT_FALSE(is_catalog_name("./sinet"));
+  EXPECT_FALSE(is_catalog_name("/models/x"));
+  EXPECT_FALSE(is_catalog_name(""));
+}
+
+TEST(ModelCache, FollowsXdgCacheHome) {
+  {
+    ScopedEnv xdg("XDG_CACHE_HOME", "/somewhere/cache");
+    EXPECT_EQ(model_cache_dir(), "/somewhere/cache/unetseg/models");
+  }
+  ScopedEnv xdg("XDG_CACHE_HOME", "");  // unset or empty: ~/.cache
+  ScopedEnv home("HOME", "/home/user");
+  EXPECT_EQ(model_cache_dir(), "/home/user/.cache/unetseg/models");
+}
+
+TEST(ModelCache, ResolvesCachedNamesAndSaysHowToFetchMissingOnes) {
+  unetseg_test::TempDir dir;
+  ScopedEnv xdg("XDG_CACHE_HOME", dir.path());
+  EXPECT_EQ(resolve_model("/abs/model.onnx"), "/abs/model.onnx");
+  EXPECT_EQ(resolve_model("rel.onnx"), "rel.onnx");
+  try {
+    resolve_model("portrait-unet");
+    FAIL() << "a name not in the cache must throw";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("scripts/fetch-model.sh portrait-unet"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(dir.path() + "/unetseg/models/portrait-unet.onnx"), std::string::npos) << msg;
+  }
+  ASSERT_EQ(std::system(("mkdir -p '" + dir.path() + "/unetseg/models' && touch '" + dir.path() +
+                         "/unetseg/models/portrait-unet.onnx'").c_str()), 0);
+  EXPECT_EQ(resolve_model("portrait-unet"), dir.path() + "/unetseg/models/portrait-unet.onnx");
+}
