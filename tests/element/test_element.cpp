@@ -583,3 +583,29 @@ TEST(Properties, SwitchingToAlphaWhilePlayingRenegotiates) {
   p.run(10 * GST_SECOND);
   EXPECT_EQ(p.error(), "");
 }
+
+// backend=auto on a machine where CUDA cannot run says so on the bus, and runs on the CPU.
+TEST(Properties, AutoBackendExplainsItsChoice) {
+  Pipeline p("videotestsrc num-buffers=1 ! video/x-raw,width=64,height=48 ! videoconvert ! "
+             "unetseg name=seg backend=auto model=" + test_model("unet_rg") + " ! fakesink");
+  p.run();
+  EXPECT_EQ(p.error(), "");
+  std::string info;
+  for (GstMessage* m : p.messages()) {
+    if (GST_MESSAGE_TYPE(m) != GST_MESSAGE_INFO) continue;
+    GError* err = nullptr;
+    gchar* debug = nullptr;
+    gst_message_parse_info(m, &err, &debug);
+    info = std::string(err->message) + " | " + (debug ? debug : "");
+    g_clear_error(&err);
+    g_free(debug);
+  }
+  gchar* active = nullptr;
+  g_object_get(p.by_name("seg"), "active-backend", &active, nullptr);
+  if (active && std::string(active) == "cpu") {
+    EXPECT_NE(info.find("using the CPU"), std::string::npos) << info;
+  } else {
+    EXPECT_EQ(info, "") << "a working CUDA backend needs no explanation";
+  }
+  g_free(active);
+}
