@@ -15,6 +15,8 @@ packages=(
   libgtest-dev
   # test-model generation (ONNX graphs built with onnx.helper), and reading the meta from Python
   python3 python3-numpy python3-onnx python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+  # model preparation and its check (models/prepare.py, models/fetch.py): OpenCV from Python
+  python3-opencv
   # the mask meta's typelib (GstUnetseg-1.0) for Python; optional in meson
   gobject-introspection libgirepository1.0-dev
 )
