@@ -17,6 +17,8 @@ packages=(
   python3 python3-numpy python3-onnx python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   # model preparation and its check (models/prepare.py, models/fetch.py): OpenCV from Python
   python3-opencv
+  # U-Net/U2-Net definitions, exporter and the official U2-Net reference pipeline (models/*.py)
+  python3-torch python3-skimage python3-pil
   # the mask meta's typelib (GstUnetseg-1.0) for Python; optional in meson
   gobject-introspection libgirepository1.0-dev
 )
