@@ -160,7 +160,13 @@ int main(int argc, char **argv) {
     }
   }
 
-  if (!cv::imwrite(out, sheet))
+  bool written = false;
+  try {
+    written = cv::imwrite(out, sheet);
+  } catch (const cv::Exception &e) {  // e.g. an extension OpenCV has no writer for
+    return fail("cannot write " + out + ": " + e.err);
+  }
+  if (!written)
     return fail("cannot write " + out);
   std::printf("%s: %d frames x %d videos (of %d frames each)\n", out.c_str(), rows, cols,
               frames);
