@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Runs unetseg on a real clip, start to finish, on a fresh Debian 12 machine:
-# installs the packages (scripts/setup.sh), builds into build/, fetches the SINet portrait model
-# (scripts/fetch-model.sh), then removes the clip's background and writes
+# installs the packages (scripts/setup.sh), builds into build/, fetches the portrait U-Net (the
+# catalog model that serves live background removal on a CPU best: see the README's model
+# table) with scripts/fetch-model.sh, then removes the clip's background and writes
 #
 #   out/demo.mp4       the result, H.264
 #   out/demo-mask.mp4  the mask the model saw, white on black
 #   out/demo.png       a contact sheet: a few frames, each row input | mask | result
 #   out/demo.log       the pipeline's messages
 #
-# usage: scripts/demo.sh [CLIP] [--mode blur|replace|overlay|mask] [PROPERTY=VALUE ...]
+# usage: scripts/demo.sh [CLIP] [--mode blur|replace|overlay|mask] [--model NAME] [PROPERTY=VALUE ...]
 #   CLIP             a video file (default: ../shared/media/asl/again.mkv beside the repository,
 #                    else Megamind.avi from Debian's opencv-doc, installed if needed)
 #   --mode           what to do with the background (default blur)
+#   --model          a catalog model (scripts/fetch-model.sh --list; default portrait-unet)
 #   PROPERTY=VALUE   more unetseg properties, e.g. background-color=0xff2060c0 blur-radius=41
 # Running it again rebuilds only what changed and overwrites out/.
 set -euo pipefail
@@ -25,12 +27,15 @@ usage() { sed -n '/^# usage:/,/^# Running/p' "$0" | sed 's/^# \{0,1\}//' >&2; }
 
 clip=""
 mode=blur
+model_name=portrait-unet
 props=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) usage; exit 0 ;;
     --mode) [ $# -ge 2 ] || die "--mode needs a value"; mode=$2; shift ;;
     --mode=*) mode=${1#--mode=} ;;
+    --model) [ $# -ge 2 ] || die "--model needs a value"; model_name=$2; shift ;;
+    --model=*) model_name=${1#--model=} ;;
     -*) usage; exit 2 ;;
     *=*) props+=("$1") ;;
     *) [ -z "$clip" ] || die "one clip at a time ('$clip' and '$1')"; clip=$1 ;;
@@ -58,7 +63,7 @@ ninja -C "$build" gst-plugin/libgstunetseg.so tools/unetseg-contact-sheet >/dev/
   die "the build failed: run 'ninja -C $build' to see why"
 
 say "3/4 model"
-model=$("$repo/scripts/fetch-model.sh" sinet) || die "could not fetch the sinet model"
+model=$("$repo/scripts/fetch-model.sh" "$model_name") || die "could not fetch the $model_name model"
 
 if [ -z "$clip" ]; then
   clip="$repo/../shared/media/asl/again.mkv"
