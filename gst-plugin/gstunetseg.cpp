@@ -586,6 +586,7 @@ take_settings (GstUnetseg * self, UnetsegSettings & s)
   s.mode = self->mode;
   s.mask.threshold = self->threshold;
   s.mask.soft = self->soft_mask;
+  s.mask.scaling = self->rt->segmenter->spec ().mask_scaling;
   s.draw.overlay_color = argb_to_rgb (self->overlay_color);
   s.draw.overlay_opacity = self->overlay_opacity;
   s.draw.blur_radius = self->blur_radius;

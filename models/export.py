@@ -237,8 +237,9 @@ def sidecar(arch, size, name, classes=1):
         return {
             "name": name,
             "input": {"width": size, "height": size, "color_order": "RGB",
-                      "normalize_by_max": True, "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
-            "output": {"index": 0, "kind": "probability", "minmax": True},
+                      "normalize_by_max": True, "resize": "antialias",
+                      "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+            "output": {"index": 0, "kind": "probability", "minmax": True, "resize": "pil"},
         }
     # Classic U-Net: no published weights, so the convention is ours: RGB, x/255, ImageNet
     # mean/std (what torchvision-style training uses); logits out.

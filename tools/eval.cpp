@@ -261,6 +261,7 @@ int main(int argc, char **argv) {
     unetseg::MaskFilter filter;
     unetseg::MaskOptions soft_options;
     soft_options.soft = true;
+    soft_options.scaling = segmenter.spec().mask_scaling;
     for (size_t i = 0; i < pairs.size(); ++i) {
       const Pair &p = pairs[i];
       // imread gives packed BGR, one of the library's layouts: no conversion.

@@ -153,6 +153,7 @@ int main(int argc, char **argv) {
       unetseg::MaskOptions options;
       options.soft = !hard;
       options.threshold = threshold;
+      options.scaling = segmenter.spec().mask_scaling;
       const cv::Mat &alpha = filter.apply(p.foreground, bgr.size(), options);
       bool written = false;
       try {

@@ -1,6 +1,7 @@
 #include "unetseg/mask_filter.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -55,7 +56,14 @@ const cv::Mat& MaskFilter::apply(const cv::Mat& foreground, cv::Size frame_size,
     to_alpha8(foreground, alpha_);
   } else {
     to_alpha8(foreground, small_alpha_);
-    cv::resize(small_alpha_, alpha_, frame_size, 0, 0, cv::INTER_LINEAR);
+    if (options.scaling == MaskScaling::Pil) {
+      // PIL's Image.resize BILINEAR, as the official U2-Net code saves its masks: bilinear with
+      // half-pixel centres when a side grows (8-bit between the passes), a triangle filter
+      // widened by the factor when it shrinks (bilinear alone would skip pixels).
+      resample(small_alpha_, frame_size);
+    } else {
+      cv::resize(small_alpha_, alpha_, frame_size, 0, 0, cv::INTER_LINEAR);
+    }
   }
   if (!options.soft) {
     // THRESH_BINARY keeps alpha > thresh, so level - 1 keeps alpha >= level (level 0 -> all).
@@ -63,6 +71,91 @@ const cv::Mat& MaskFilter::apply(const cv::Mat& foreground, cv::Size frame_size,
                   cv::THRESH_BINARY);
   }
   return alpha_;
+}
+
+namespace {
+constexpr int kPrecisionBits = 32 - 8 - 2;  // PIL's fixed point for 8-bit resampling
+}
+
+// PIL's precompute_coeffs + normalize_coeffs_8bpc (Pillow's Resample.c) for the bilinear filter.
+void MaskFilter::Axis::build(int in_size, int out_size) {
+  if (in == in_size && out == out_size) return;
+  in = in_size;
+  out = out_size;
+  const double scale = static_cast<double>(in_size) / out_size;
+  const double filterscale = std::max(scale, 1.0);
+  const double support = 1.0 * filterscale;
+  taps = static_cast<int>(std::ceil(support)) * 2 + 1;
+  start.assign(out_size, 0);
+  count.assign(out_size, 0);
+  weights.assign(static_cast<size_t>(out_size) * taps, 0);
+  std::vector<double> k(taps);
+  for (int xx = 0; xx < out_size; ++xx) {
+    const double center = (xx + 0.5) * scale;
+    const double ss = 1.0 / filterscale;
+    int xmin = static_cast<int>(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    int xmax = static_cast<int>(center + support + 0.5);
+    if (xmax > in_size) xmax = in_size;
+    xmax -= xmin;
+    double ww = 0;
+    for (int x = 0; x < xmax; ++x) {
+      const double t = std::fabs((x + xmin - center + 0.5) * ss);
+      k[x] = t < 1.0 ? 1.0 - t : 0.0;
+      ww += k[x];
+    }
+    for (int x = 0; x < xmax; ++x) {
+      const double w = ww != 0.0 ? k[x] / ww : k[x];
+      weights[static_cast<size_t>(xx) * taps + x] =
+          static_cast<int>(w < 0 ? w * (1 << kPrecisionBits) - 0.5 : w * (1 << kPrecisionBits) + 0.5);
+    }
+    start[xx] = xmin;
+    count[xx] = xmax;
+  }
+}
+
+// PIL's ImagingResample for one 8-bit channel: horizontal pass (8-bit result), then vertical.
+void MaskFilter::resample(const cv::Mat& src, cv::Size size) {
+  const auto clip8 = [](int v) {
+    v >>= kPrecisionBits;
+    return static_cast<std::uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
+  };
+  const cv::Mat* h = &src;
+  if (size.width != src.cols) {
+    axis_x_.build(src.cols, size.width);
+    between_.create(src.rows, size.width, CV_8UC1);
+    for (int y = 0; y < src.rows; ++y) {
+      const std::uint8_t* in = src.ptr<std::uint8_t>(y);
+      std::uint8_t* o = between_.ptr<std::uint8_t>(y);
+      for (int x = 0; x < size.width; ++x) {
+        const int* w = &axis_x_.weights[static_cast<size_t>(x) * axis_x_.taps];
+        const std::uint8_t* p = in + axis_x_.start[x];
+        int ss = 1 << (kPrecisionBits - 1);
+        for (int k = 0; k < axis_x_.count[x]; ++k) ss += p[k] * w[k];
+        o[x] = clip8(ss);
+      }
+    }
+    h = &between_;
+  }
+  if (size.height == h->rows) {
+    h->copyTo(alpha_);
+    return;
+  }
+  axis_y_.build(h->rows, size.height);
+  alpha_.create(size, CV_8UC1);
+  row_.resize(size.width);
+  for (int y = 0; y < size.height; ++y) {
+    const int* w = &axis_y_.weights[static_cast<size_t>(y) * axis_y_.taps];
+    std::uint8_t* o = alpha_.ptr<std::uint8_t>(y);
+    int* acc = row_.data();
+    std::fill(acc, acc + size.width, 1 << (kPrecisionBits - 1));
+    for (int k = 0; k < axis_y_.count[y]; ++k) {  // row by row: contiguous, vectorisable
+      const std::uint8_t* in = h->ptr<std::uint8_t>(axis_y_.start[y] + k);
+      const int wk = w[k];
+      for (int x = 0; x < size.width; ++x) acc[x] += in[x] * wk;
+    }
+    for (int x = 0; x < size.width; ++x) o[x] = clip8(acc[x]);
+  }
 }
 
 const cv::Mat& MaskFilter::upscale_classes(const cv::Mat& class_map, cv::Size frame_size) {

@@ -82,6 +82,14 @@ std::string file_stem(const std::string& path) {
 
 const char* to_string(ColorOrder order) { return order == ColorOrder::RGB ? "RGB" : "BGR"; }
 
+const char* to_string(MaskScaling scaling) {
+  return scaling == MaskScaling::Pil ? "pil" : "bilinear";
+}
+
+const char* to_string(ResizeMethod method) {
+  return method == ResizeMethod::Antialias ? "antialias" : "auto";
+}
+
 const char* to_string(OutputKind kind) {
   for (const auto& k : kKinds)
     if (k.kind == kind) return k.name;
@@ -166,6 +174,12 @@ ModelSpec ModelSpec::load(const std::string& path) {
   if (!in["std"].empty()) spec.std = r.triple(in["std"], "input.std");
   if (!in["normalize_by_max"].empty())
     spec.normalize_by_max = r.boolean(in["normalize_by_max"], "input.normalize_by_max");
+  if (!in["resize"].empty()) {
+    const std::string method = r.string(in["resize"], "input.resize");
+    if (method == "auto") spec.resize = ResizeMethod::Auto;
+    else if (method == "antialias") spec.resize = ResizeMethod::Antialias;
+    else r.fail("input.resize", "must be \"auto\" or \"antialias\", not \"" + method + "\"");
+  }
 
   const cv::FileNode out = r.require(root, "output", "output");
   if (!out.isMap()) r.fail("output", "must be an object");
@@ -183,6 +197,12 @@ ModelSpec ModelSpec::load(const std::string& path) {
     r.fail("output.kind", "must be probability, logit, two_class_logits or class_logits, not \"" +
                               kind + "\"");
   if (!out["minmax"].empty()) spec.output_minmax = r.boolean(out["minmax"], "output.minmax");
+  if (!out["resize"].empty()) {
+    const std::string scaling = r.string(out["resize"], "output.resize");
+    if (scaling == "bilinear") spec.mask_scaling = MaskScaling::Bilinear;
+    else if (scaling == "pil") spec.mask_scaling = MaskScaling::Pil;
+    else r.fail("output.resize", "must be \"bilinear\" or \"pil\", not \"" + scaling + "\"");
+  }
   if (!out["labels"].empty()) {
     const cv::FileNode labels = out["labels"];
     if (!labels.isSeq()) r.fail("output.labels", "must be a list of strings");

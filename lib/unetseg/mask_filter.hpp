@@ -1,7 +1,11 @@
 // From the model's probability map to a mask at frame size.
 #pragma once
 
+#include <vector>
+
 #include <opencv2/core.hpp>
+
+#include "unetseg/model_spec.hpp"
 
 namespace unetseg {
 
@@ -11,6 +15,7 @@ struct MaskOptions {
   // foreground, 1 only p == 1 (to 8 bits). Values outside [0,1] are clamped.
   double threshold = 0.5;
   bool soft = false;  // keep the soft probability as alpha 0..255 instead of 0/255
+  MaskScaling scaling = MaskScaling::Bilinear;  // the model's sidecar says (output.resize)
 };
 
 // Foreground statistics of a frame-size alpha mask.
@@ -22,7 +27,9 @@ struct MaskStats {
 class MaskFilter {
  public:
   // foreground: CV_32FC1 in [0,1] at model resolution. Returns CV_8UC1 alpha at frame_size:
-  // bilinear upscale, then 0/255 at the threshold unless options.soft. The returned Mat is owned
+  // OpenCV's 8-bit bilinear resize, or with MaskScaling::Pil PIL's Image.resize BILINEAR as the
+  // official U2-Net code saves its masks (a triangle filter widened by the factor when a side
+  // shrinks), then 0/255 at the threshold unless options.soft. The returned Mat is owned
   // by the filter, reused across frames (no allocation once the frame size is stable) and valid
   // until the next call.
   const cv::Mat& apply(const cv::Mat& foreground, cv::Size frame_size, const MaskOptions& options);
@@ -36,6 +43,18 @@ class MaskFilter {
   static MaskStats stats(const cv::Mat& alpha);
 
  private:
+  // One axis of PIL's 8-bit BILINEAR resample: per output, first input index, tap count and
+  // fixed-point weights (taps per output in `taps`); rebuilt only when the sizes change.
+  struct Axis {
+    int in = 0, out = 0, taps = 0;
+    std::vector<int> start, count, weights;
+    void build(int in_size, int out_size);
+  };
+  void resample(const cv::Mat& src, cv::Size size);
+
+  Axis axis_x_, axis_y_;
+  cv::Mat between_;       // the horizontal pass's 8-bit result
+  std::vector<int> row_;  // the vertical pass's accumulators
   cv::Mat small_alpha_;
   cv::Mat alpha_;
   cv::Mat classes_;

@@ -11,6 +11,21 @@ namespace unetseg {
 
 enum class ColorOrder { RGB, BGR };
 
+// How the frame is stretched to the model's input size (sidecar "input.resize").
+enum class ResizeMethod {
+  Auto,       // "auto": 8-bit cv::resize, INTER_AREA when shrinking by more than 2x, else linear
+  Antialias,  // "antialias": skimage.transform.resize(mode='constant') as the official U2-Net
+              // code calls it: Gaussian prefilter (sigma (in/out - 1) / 2 on shrinking axes,
+              // zeros outside), bilinear with half-pixel centres and zeros outside, in float
+};
+
+// How the mask is scaled from the model's output to the frame (sidecar "output.resize").
+enum class MaskScaling {
+  Bilinear,  // "bilinear" (default): OpenCV's 8-bit bilinear resize, the fast path
+  Pil,       // "pil": bit-exact PIL Image.resize(BILINEAR), as the official U2-Net code saves
+             // its masks (antialiased when shrinking; about 8x the cost of "bilinear")
+};
+
 enum class OutputKind {
   Probability,     // 1 channel, already a probability in [0,1] (sigmoid inside the model)
   Logit,           // 1 channel, a logit: the library applies the sigmoid
@@ -32,12 +47,14 @@ struct ModelSpec {
   cv::Scalar mean{0.0, 0.0, 0.0};
   cv::Scalar std{1.0, 1.0, 1.0};
   bool normalize_by_max = false;
+  ResizeMethod resize = ResizeMethod::Auto;
 
   // Output: by name if output_name is set, else the output_index-th output of the graph.
   std::string output_name;
   int output_index = 0;
   OutputKind output_kind = OutputKind::Probability;
-  bool output_minmax = false;  // min-max normalise the foreground map per frame (U2-Net, ISNet)
+  bool output_minmax = false;
+  MaskScaling mask_scaling = MaskScaling::Bilinear;  // min-max normalise the foreground map per frame (U2-Net, ISNet)
   std::vector<std::string> labels;  // optional; for ClassLogits its size must match the channels
 
   // Channels the output must have: 1, 2, or labels.size() (0 = any C >= 2) for ClassLogits.
@@ -53,6 +70,8 @@ struct ModelSpec {
 };
 
 const char* to_string(ColorOrder order);
+const char* to_string(ResizeMethod method);
+const char* to_string(MaskScaling scaling);
 const char* to_string(OutputKind kind);
 
 }  // namespace unetseg

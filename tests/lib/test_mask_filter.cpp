@@ -5,6 +5,8 @@
 #include <initializer_list>
 #include <vector>
 
+#include <opencv2/imgproc.hpp>
+
 #include "unetseg/error.hpp"
 #include "unetseg/mask_filter.hpp"
 
@@ -158,6 +160,24 @@ TEST(MaskFilter, RefusesWhatItCannotRead) {
   EXPECT_THROW(filter.apply(cv::Mat(2, 2, CV_32FC1), cv::Size(0, 4), MaskOptions{}), Error);
   EXPECT_THROW(filter.upscale_classes(cv::Mat(2, 2, CV_32FC1), cv::Size(4, 4)), Error);
   EXPECT_THROW(MaskFilter::stats(cv::Mat(2, 2, CV_32FC1)), Error);
+}
+
+// The default scaling is OpenCV's 8-bit bilinear resize of the quantised map (the fast path);
+// PIL's resample is used only when a model's sidecar asks for it, and differs from it.
+TEST(MaskFilter, DefaultScalingIsOpenCvBilinearPilOnlyWhenAsked) {
+  cv::Mat p(37, 29, CV_32FC1);
+  cv::RNG rng(3);
+  rng.fill(p, cv::RNG::UNIFORM, 0.0, 1.0);
+  cv::Mat small, expected;
+  p.convertTo(small, CV_8U, 255.0);
+  cv::resize(small, expected, cv::Size(200, 150), 0, 0, cv::INTER_LINEAR);
+  MaskFilter filter;
+  MaskOptions soft{0.5, true};
+  EXPECT_EQ(cv::norm(filter.apply(p, cv::Size(200, 150), soft), expected, cv::NORM_INF), 0.0);
+  soft.scaling = MaskScaling::Pil;
+  const cv::Mat pil = filter.apply(p, cv::Size(200, 150), soft).clone();
+  EXPECT_GT(cv::norm(pil, expected, cv::NORM_INF), 0.0);
+  EXPECT_LE(cv::norm(pil, expected, cv::NORM_INF), 3.0) << "both are bilinear; they differ in rounding";
 }
 
 }  // namespace

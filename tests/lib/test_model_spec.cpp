@@ -56,6 +56,7 @@ TEST(ModelSpec, DefaultsForOptionalFields) {
   EXPECT_EQ(spec.mean, cv::Scalar(0, 0, 0));
   EXPECT_EQ(spec.std, cv::Scalar(1, 1, 1));
   EXPECT_FALSE(spec.normalize_by_max);
+  EXPECT_EQ(spec.resize, ResizeMethod::Auto);
   EXPECT_EQ(spec.output_index, 0);
   EXPECT_TRUE(spec.output_name.empty());
   EXPECT_FALSE(spec.output_minmax);
@@ -66,11 +67,13 @@ TEST(ModelSpec, ReadsEveryField) {
   ModelSpec spec;
   ASSERT_EQ(load_error(R"({"name": "u2netp", "input": {"width": 320, "height": 320,
       "color_order": "RGB", "scale": 1, "mean": [0.485, 0.456, 0.406],
-      "std": [0.229, 0.224, 0.225], "normalize_by_max": true},
+      "std": [0.229, 0.224, 0.225], "normalize_by_max": true, "resize": "antialias"},
       "output": {"name": "d0", "index": 2, "kind": "class_logits", "minmax": true,
                  "labels": ["bg", "cat", "dog"]}})", &spec), "");
   EXPECT_EQ(spec.name, "u2netp");
   EXPECT_TRUE(spec.normalize_by_max);
+  EXPECT_EQ(spec.resize, ResizeMethod::Antialias);
+  EXPECT_STREQ(to_string(spec.resize), "antialias");
   EXPECT_DOUBLE_EQ(spec.mean[1], 0.456);
   EXPECT_DOUBLE_EQ(spec.std[2], 0.225);
   EXPECT_EQ(spec.output_name, "d0");
@@ -97,6 +100,8 @@ TEST(ModelSpec, EachBadFieldIsNamed) {
       {R"({"input": {"width": 8, "height": 8, "mean": [1, 2]}, "output": {"kind": "logit"}})", "'input.mean'", "3 numbers"},
       {R"({"input": {"width": 8, "height": 8, "std": [1, 0, 1]}, "output": {"kind": "logit"}})", "'input.std'", "positive"},
       {R"({"input": {"width": 8, "height": 8, "normalize_by_max": 7}, "output": {"kind": "logit"}})", "'input.normalize_by_max'", "true or false"},
+      {R"({"input": {"width": 8, "height": 8, "resize": "bicubic"}, "output": {"kind": "logit"}})", "'input.resize'", "\"bicubic\""},
+      {R"({"input": {"width": 8, "height": 8, "resize": 1}, "output": {"kind": "logit"}})", "'input.resize'", "string"},
       {R"({"input": {"width": 8, "height": 8}})", "'output'", "missing"},
       {R"({"input": {"width": 8, "height": 8}, "output": {}})", "'output.kind'", "missing"},
       {R"({"input": {"width": 8, "height": 8}, "output": {"kind": "softmax"}})", "'output.kind'", "softmax"},
@@ -141,4 +146,15 @@ TEST(ModelSpec, SidecarSitsBesideTheModel) {
   EXPECT_EQ(ModelSpec::sidecar_path_for("rel/isnet-320.onnx"), "rel/isnet-320.json");
   EXPECT_EQ(ModelSpec::sidecar_path_for("/a.b/model"), "/a.b/model.json");
   EXPECT_EQ(ModelSpec::sidecar_path_for("model"), "model.json");
+}
+
+TEST(ModelSpec, MaskScalingIsBilinearUnlessTheSidecarAsksForPil) {
+  ModelSpec spec;
+  ASSERT_EQ(load_error(kMinimal, &spec), "");
+  EXPECT_EQ(spec.mask_scaling, MaskScaling::Bilinear);
+  ASSERT_EQ(load_error(R"({"input": {"width": 8, "height": 8}, "output": {"kind": "logit", "resize": "pil"}})", &spec), "");
+  EXPECT_EQ(spec.mask_scaling, MaskScaling::Pil);
+  const std::string msg = load_error(R"({"input": {"width": 8, "height": 8}, "output": {"kind": "logit", "resize": "nearest"}})");
+  EXPECT_NE(msg.find("'output.resize'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("nearest"), std::string::npos) << msg;
 }

@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
 #include "unetseg/preprocess.hpp"
 
 using namespace unetseg;
@@ -137,6 +141,163 @@ TEST(Preprocess, ReusesItsBuffersOnceSizesAreStable) {
   ModelSpec spec = spec_of(16, 16);
   FrameView view;
   auto data = make_frame(PixelLayout::BGRA, 20, 10, 3, &view);
+  cv::Mat resized, blob;
+  preprocess(view, spec, resized, blob);
+  const void* blob_data = blob.data;
+  const void* resized_data = resized.data;
+  for (int i = 0; i < 3; ++i) preprocess(view, spec, resized, blob);
+  EXPECT_EQ(blob.data, blob_data);
+  EXPECT_EQ(resized.data, resized_data);
+}
+
+namespace {
+
+// skimage.transform.resize(mode='constant') written out plainly in double: per axis, the
+// Gaussian prefilter (sigma (in/out - 1) / 2 when shrinking, radius int(4 sigma + 0.5), zeros
+// outside), bilinear at x = (i + 0.5) * in/out - 0.5 (zeros outside), clipped to the input range.
+std::vector<double> skimage_axis(const std::vector<double>& v, int out) {
+  const int in = static_cast<int>(v.size());
+  const double s = static_cast<double>(in) / out, sigma = std::max(0.0, (s - 1) / 2);
+  std::vector<double> blurred = v;
+  if (sigma > 1e-15) {
+    const int r = static_cast<int>(4 * sigma + 0.5);
+    double sum = 0;
+    for (int t = -r; t <= r; ++t) sum += std::exp(-0.5 * t * t / (sigma * sigma));
+    for (int i = 0; i < in; ++i) {
+      double acc = 0;
+      for (int t = -r; t <= r; ++t)
+        if (i + t >= 0 && i + t < in) acc += std::exp(-0.5 * t * t / (sigma * sigma)) / sum * v[i + t];
+      blurred[i] = acc;
+    }
+  }
+  auto at = [&](int i) { return i >= 0 && i < in ? blurred[i] : 0.0; };
+  std::vector<double> res(out);
+  for (int i = 0; i < out; ++i) {
+    const double x = (i + 0.5) * s - 0.5;
+    const int x0 = static_cast<int>(std::floor(x));
+    res[i] = (1 - (x - x0)) * at(x0) + (x - x0) * at(x0 + 1);
+  }
+  return res;
+}
+
+ModelSpec antialias_spec(int w, int h) {
+  ModelSpec spec = spec_of(w, h);
+  spec.resize = ResizeMethod::Antialias;
+  spec.scale = 1.0;  // the blob holds the resized values themselves
+  return spec;
+}
+
+}  // namespace
+
+TEST(PreprocessAntialias, HandComputedShrinkFourToTwo) {
+  // 4x4 -> 2x2: sigma 0.5, radius 2, weights exp(-2 t^2) / S, S = 1 + 2e^-2 + 2e^-8; output 0
+  // samples x = 0.5, half of blurred[0] (three taps inside) and half of blurred[1] (four).
+  std::vector<uint8_t> data(4 * 4 * 3);
+  for (size_t i = 0; i < data.size(); i += 3) data[i] = 200;  // R 200, G = B = 0 (min 0)
+  FrameView view{data.data(), 4, 4, 12, PixelLayout::RGB};
+  cv::Mat resized, blob;
+  preprocess(view, antialias_spec(2, 2), resized, blob);
+  const double e2 = std::exp(-2.0), e8 = std::exp(-8.0), S = 1 + 2 * e2 + 2 * e8;
+  const double a = (2 + 3 * e2 + 2 * e8) / (2 * S);
+  for (int y = 0; y < 2; ++y)
+    for (int x = 0; x < 2; ++x) {
+      EXPECT_NEAR(blob_at(blob, 0, y, x), 200 * a * a, 1e-4);  // 179.1765 (skimage)
+      EXPECT_EQ(blob_at(blob, 1, y, x), 0.f);
+    }
+}
+
+TEST(PreprocessAntialias, UpscaleBlendsTheBorderWithZeros) {
+  // 2x2 -> 4x4, no prefilter: x = -0.25 for the first output, 0.75 of pixel 0 and 0.25 of the
+  // zero outside. skimage: corners 112.5, edges 150, inside 200.
+  std::vector<uint8_t> data(2 * 2 * 3);
+  for (size_t i = 0; i < data.size(); i += 3) data[i] = 200;
+  FrameView view{data.data(), 2, 2, 6, PixelLayout::RGB};
+  cv::Mat resized, blob;
+  preprocess(view, antialias_spec(4, 4), resized, blob);
+  const float expected[4][4] = {{112.5f, 150, 150, 112.5f}, {150, 200, 200, 150},
+                                {150, 200, 200, 150}, {112.5f, 150, 150, 112.5f}};
+  for (int y = 0; y < 4; ++y)
+    for (int x = 0; x < 4; ++x) EXPECT_NEAR(blob_at(blob, 0, y, x), expected[y][x], 1e-4);
+}
+
+TEST(PreprocessAntialias, ClipsToTheInputRangeLikeSkimage) {
+  // No black in the frame: the darkened border is clipped back to the frame's minimum (100).
+  std::vector<uint8_t> data(2 * 2 * 3, 100);
+  data[0] = 200;  // R of (0, 0)
+  FrameView view{data.data(), 2, 2, 6, PixelLayout::RGB};
+  cv::Mat resized, blob;
+  preprocess(view, antialias_spec(4, 4), resized, blob);
+  const float expected[4][4] = {{112.5f, 131.25f, 100, 100}, {131.25f, 156.25f, 118.75f, 100},
+                                {100, 118.75f, 106.25f, 100}, {100, 100, 100, 100}};
+  for (int y = 0; y < 4; ++y)
+    for (int x = 0; x < 4; ++x) EXPECT_NEAR(blob_at(blob, 0, y, x), expected[y][x], 1e-4);
+}
+
+TEST(PreprocessAntialias, MatchesThePlainFormulaForEveryLayoutAndNormalises) {
+  // A 37x23 frame to 11x29 (shrink 3.4x across, grow down), and 9x5 to 9x5 (identity).
+  for (int i = 0; i <= static_cast<int>(PixelLayout::ABGR); ++i) {
+    const auto layout = static_cast<PixelLayout>(i);
+    for (const cv::Size& sizes : {cv::Size(11, 29), cv::Size(37, 23)}) {
+      FrameView view;
+      auto data = make_frame(layout, 37, 23, 3, &view);
+      ModelSpec spec = antialias_spec(sizes.width, sizes.height);
+      spec.normalize_by_max = true;
+      spec.mean = cv::Scalar(0.485, 0.456, 0.406);
+      spec.std = cv::Scalar(0.229, 0.224, 0.225);
+      cv::Mat resized, blob;
+      preprocess(view, spec, resized, blob);
+      // The reference: separable, rows then columns, per channel; min 1 (R) .. max 254 (B).
+      std::vector<std::vector<double>> planes(3);
+      double max_value = 0;
+      for (int c = 0; c < 3; ++c) {
+        std::vector<std::vector<double>> cols(37);
+        for (int x = 0; x < 37; ++x) {
+          std::vector<double> col(23);
+          for (int y = 0; y < 23; ++y) {
+            const double r = 10 * x + y + 1;
+            col[y] = c == 0 ? r : c == 1 ? 2 * r : 255 - r;
+            col[y] = static_cast<uint8_t>(static_cast<int>(col[y]));  // as stored
+          }
+          cols[x] = skimage_axis(col, sizes.height);
+        }
+        for (int y = 0; y < sizes.height; ++y) {
+          std::vector<double> row(37);
+          for (int x = 0; x < 37; ++x) row[x] = cols[x][y];
+          for (double v : skimage_axis(row, sizes.width)) {
+            v = std::min(std::max(v, 0.0), 255.0);
+            planes[c].push_back(v);
+            max_value = std::max(max_value, v);
+          }
+        }
+      }
+      int lo = 255;
+      for (int c = 0; c < 3; ++c)
+        for (int y = 0; y < 23; ++y)
+          for (int x = 0; x < 37; ++x) {
+            const uint8_t* p = &data[y * view.stride + x * view.bytes_per_pixel()];
+            const ChannelOffsets off = channel_offsets(layout);
+            lo = std::min({lo, int(p[off.r]), int(p[off.g]), int(p[off.b])});
+          }
+      for (int c = 0; c < 3; ++c)
+        for (double& v : planes[c]) v = std::max(v, double(lo));
+      max_value = 0;
+      for (int c = 0; c < 3; ++c)
+        for (double v : planes[c]) max_value = std::max(max_value, v);
+      for (int c = 0; c < 3; ++c)
+        for (int y = 0; y < sizes.height; ++y)
+          for (int x = 0; x < sizes.width; ++x) {
+            const double v = planes[c][y * sizes.width + x];
+            EXPECT_NEAR(blob_at(blob, c, y, x), (v / max_value - spec.mean[c]) / spec.std[c], 2e-5)
+                << layout_name(layout) << " " << sizes << " c" << c << " (" << x << ", " << y << ")";
+          }
+    }
+  }
+}
+
+TEST(PreprocessAntialias, ReusesItsBuffersOnceSizesAreStable) {
+  ModelSpec spec = antialias_spec(16, 16);
+  FrameView view;
+  auto data = make_frame(PixelLayout::BGRx, 60, 10, 3, &view);
   cv::Mat resized, blob;
   preprocess(view, spec, resized, blob);
   const void* blob_data = blob.data;

@@ -45,8 +45,8 @@ PLUGIN_DIR = os.environ.get("GST_PLUGIN_PATH_1_0") or (
     os.path.join(BUILD, "gst-plugin") if BUILD else "")
 SHARED = os.environ.get("UNETSEG_SHARED") or os.path.join(ROOT, "..", "shared")
 PHOTOS = os.path.join(SHARED, "data", "person-dev", "images")
-# Different sizes: smaller than the model (upscaled in, mask shrunk out), shrunk by < 2x
-# (INTER_LINEAR in the library), taller than wide, and shrunk by > 2x (INTER_AREA).
+# Different sizes: smaller than the model (upscaled in, mask shrunk out), shrunk by < 2x,
+# taller than wide, and shrunk by > 2x (INTER_LINEAR / INTER_AREA under "resize": "auto").
 PHOTO_NAMES = ["1.jpg", "105.jpg", "111.jpg", "219.jpg"]
 PARITY = 1e-4
 
@@ -294,18 +294,17 @@ def element_mask(model, png, out_png):
 
 
 def element_convention(net, image, size=320):
-    """The official pipeline with the library's resize-in (8-bit cv::resize, INTER_AREA when
-    shrinking by more than 2x, else INTER_LINEAR), round-to-nearest quantisation and cv::resize
-    INTER_LINEAR back: what the element is specified to compute."""
+    """The official pipeline with the library's one documented difference: round-to-nearest
+    quantisation of the mask (the official code truncates). The resize-in is what the sidecar's
+    "resize": "antialias" specifies (skimage's) and the mask goes back to the frame as MaskFilter
+    does it (PIL's BILINEAR resample, 8-bit between the passes)."""
+    from PIL import Image
     h, w = image.shape[:2]
-    area = w > 2 * size or h > 2 * size
-    small = cv2.resize(image, (size, size),
-                       interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR)
-    x = torch.from_numpy(reference.to_tensor_lab(small / 255.0)[None]).float()
+    x = torch.from_numpy(reference.to_tensor_lab(reference.rescale(image, size))[None]).float()
     with torch.no_grad():
         pred = reference.norm_pred(net(x)[0])[0, 0].numpy()
     q = np.clip(np.rint(pred * 255), 0, 255).astype(np.uint8)
-    return cv2.resize(q, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.asarray(Image.fromarray(q).resize((w, h), resample=Image.BILINEAR))
 
 
 class OfficialPipeline(unittest.TestCase):
@@ -337,8 +336,8 @@ class OfficialPipeline(unittest.TestCase):
         return self.results[name]
 
     def test_element_computes_its_specified_pipeline(self):
-        """The element == the official pipeline with the library's documented resizes and
-        rounding, within 1/255 on >= 99.9% of pixels (measured: 100%, max 1)."""
+        """The element == the official pipeline with the library's rounding, within 1/255 on
+        >= 99.9% of pixels (measured: 100%, max 1 or 2 with float32 vs float64 in the network)."""
         for name in PHOTO_NAMES:
             image, mask, _ = self.element_on(name)
             mine = element_convention(self.net, image)
@@ -346,6 +345,21 @@ class OfficialPipeline(unittest.TestCase):
             frac, worst = within_one(mask, mine)
             log(f"\n  {name} {image.shape[1]}x{image.shape[0]}: element vs official pipeline with "
                 f"the library's resizes: {100 * frac:.3f}% within 1/255, max {worst}")
+            self.assertGreaterEqual(frac, 0.999, name)
+
+    def test_element_matches_official_pipeline(self):
+        """The element (sidecar "resize": "antialias", PIL-style mask resample) == the official
+        U2-Net test-time pipeline, within 1/255 on >= 99.9% of pixels of every photo (measured:
+        100%, max 1; before "antialias" and the PIL resample: 93.5-98.4%)."""
+        fractions = {}
+        for name in PHOTO_NAMES:
+            image, mask, ref = self.element_on(name)
+            self.assertEqual(mask.shape, ref.shape)
+            frac, worst = within_one(mask, ref)
+            log(f"\n  {name} {image.shape[1]}x{image.shape[0]}: element vs official pipeline: "
+                f"{100 * frac:.3f}% within 1/255, max {worst}")
+            fractions[name] = frac
+        for name, frac in fractions.items():
             self.assertGreaterEqual(frac, 0.999, name)
 
     def test_official_reference_steps(self):
