@@ -272,19 +272,7 @@ def export_onnx(module, size, path, output_name):
 
 def check_opencv(path, module, size, spec, log, image=None):
     """OpenCV loads and runs the file; its output equals PyTorch's on the same blob."""
-    try:
-        import cv2
-    except ImportError:
-        raise ExportError("the check needs OpenCV's Python module: apt-get install "
-                          "python3-opencv") from None
-    cv2.setNumThreads(2)
-    try:
-        net = cv2.dnn.readNetFromONNX(path)
-        if net.empty():
-            raise cv2.error("readNetFromONNX returned an empty network")
-    except cv2.error as e:
-        raise ExportError(f"OpenCV {cv2.__version__} cannot load the exported model: "
-                          f"{str(e).strip()}") from None
+    cv2, net = prepare.opencv_load(path, "exported model", error=ExportError)
     img = prepare.check_image(image, size=max(size, 64))
     blob = prepare.make_blob(img, size, size, spec["input"])
     try:

@@ -880,6 +880,26 @@ def numpy_reference(model, output, blob, log, cache=None):
     return result, took
 
 
+def opencv_load(path, what, error=PrepareError, hint=""):
+    """Imports OpenCV's Python module (2 threads, as the machines here have 2 cores) and loads
+    the ONNX file at `path`. Returns (cv2, net); raises `error` with OpenCV's own reason,
+    naming the file as `what`."""
+    try:
+        import cv2
+    except ImportError:
+        raise error("the check needs OpenCV's Python module: apt-get install python3-opencv"
+                    + hint) from None
+    cv2.setNumThreads(2)
+    try:
+        net = cv2.dnn.readNetFromONNX(path)
+        if net.empty():
+            raise cv2.error("readNetFromONNX returned an empty network")
+    except cv2.error as e:
+        raise error(f"OpenCV {cv2.__version__} cannot load the {what}: "
+                    f"{str(e).strip()}") from None
+    return cv2, net
+
+
 def check(path, source, prepared, log, spec=None, image=None, reference="auto", tolerance=None,
           reference_cache=None):
     """Loads the written file with OpenCV, runs it once and compares the output with a reference
@@ -890,19 +910,8 @@ def check(path, source, prepared, log, spec=None, image=None, reference="auto", 
     output is resized to compare: that measures the change of resolution, not an error, so the
     prepared graph is also run by numpy at the new size to show that OpenCV computes it exactly.
     """
-    try:
-        import cv2
-    except ImportError:
-        raise PrepareError("the check needs OpenCV's Python module: apt-get install python3-opencv "
-                           "(or pass --no-check to write without checking)") from None
-    cv2.setNumThreads(2)
-    try:
-        net = cv2.dnn.readNetFromONNX(path)
-        if net.empty():
-            raise cv2.error("readNetFromONNX returned an empty network")
-    except cv2.error as e:
-        raise PrepareError(f"OpenCV {cv2.__version__} cannot load the prepared model: "
-                           f"{str(e).strip()}") from None
+    cv2, net = opencv_load(path, "prepared model",
+                           hint=" (or pass --no-check to write without checking)")
     hw = input_hw(prepared)
     if hw is None:
         raise PrepareError("the prepared model's input size is not fixed; add fix_input_size "
