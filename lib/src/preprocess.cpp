@@ -5,23 +5,39 @@
 #include <cstdint>
 #include <vector>
 
+#include <opencv2/core/utility.hpp>
 #include <opencv2/imgproc.hpp>
 
 namespace unetseg {
 
 namespace {
 
-// One axis of skimage.transform.resize(mode='constant', order=1, anti_aliasing when shrinking)
-// as a sparse resampling matrix: output i = sum_k weight[i][k] * input[start[i] + k], k < count[i].
-// It is the bilinear matrix (half-pixel centres, samples outside the input are 0: ndimage
-// 'grid-constant') times the Gaussian prefilter matrix (scipy's kernel: radius int(4 sigma + 0.5),
-// exp(-x^2 / (2 sigma^2)) normalised; zeros outside: ndimage 'constant'), computed in double.
-// Returns the taps per output (the row length of `weights`).
-int antialias_axis(int in, int out, int* start, int* count, float* weights, int taps) {
+// One axis of a separable resampling as a sparse matrix: output i = sum_k weights[i * taps + k] *
+// input[start[i] + k], k < count[i]. Filled into caller-provided arrays of `out` entries (and
+// `out * taps` weights).
+struct Axis {
+  int* start;
+  int* count;
+  float* weights;
+  int taps;
+};
+
+// skimage.transform.resize(mode='constant', order=1, anti_aliasing when shrinking): the bilinear
+// matrix (half-pixel centres, samples outside the input are 0: ndimage 'grid-constant') times the
+// Gaussian prefilter matrix (scipy's kernel: radius int(4 sigma + 0.5), exp(-x^2 / (2 sigma^2))
+// normalised; zeros outside: ndimage 'constant'), computed in double.
+int antialias_radius(int in, int out) {
   const double s = static_cast<double>(in) / out;
   const double sigma = std::max(0.0, (s - 1) / 2);
-  const int radius = sigma > 1e-15 ? static_cast<int>(4 * sigma + 0.5) : 0;
-  double kernel[2 * 64 + 1];  // radius <= 64 is checked by the caller through `taps`
+  return sigma > 1e-15 ? static_cast<int>(4 * sigma + 0.5) : 0;
+}
+int antialias_taps(int in, int out) { return 2 * antialias_radius(in, out) + 2; }
+
+void antialias_axis(int in, int out, const Axis& axis) {
+  const double s = static_cast<double>(in) / out;
+  const double sigma = std::max(0.0, (s - 1) / 2);
+  const int radius = antialias_radius(in, out);
+  double kernel[2 * 64 + 1];  // radius <= 64 is checked by the caller through the taps
   double sum = 0;
   for (int t = -radius; t <= radius; ++t) {
     kernel[t + radius] = radius == 0 ? 1.0 : std::exp(-0.5 * t * t / (sigma * sigma));
@@ -43,18 +59,30 @@ int antialias_axis(int in, int out, int* start, int* count, float* weights, int 
     int lo = x0 - radius, n = 2 * radius + 2, skip = 0;
     if (lo < 0) skip = -lo;
     const int hi = std::min(lo + n, in);
-    start[i] = lo + skip;
-    count[i] = std::max(0, hi - (lo + skip));
-    for (int k = 0; k < count[i]; ++k) weights[i * taps + k] = static_cast<float>(w[skip + k]);
+    axis.start[i] = lo + skip;
+    axis.count[i] = std::max(0, hi - (lo + skip));
+    for (int k = 0; k < axis.count[i]; ++k)
+      axis.weights[i * axis.taps + k] = static_cast<float>(w[skip + k]);
   }
-  return taps;
 }
 
-int antialias_taps(int in, int out) {
+// Area averaging (OpenCV's INTER_AREA when shrinking): output i is the mean of the input over
+// [i * s, (i + 1) * s), s = in / out, partial pixels weighted by their overlap.
+int area_taps(int in, int out) { return static_cast<int>(std::ceil(static_cast<double>(in) / out)) + 1; }
+
+void area_axis(int in, int out, const Axis& axis) {
   const double s = static_cast<double>(in) / out;
-  const double sigma = std::max(0.0, (s - 1) / 2);
-  const int radius = sigma > 1e-15 ? static_cast<int>(4 * sigma + 0.5) : 0;
-  return 2 * radius + 2;
+  for (int i = 0; i < out; ++i) {
+    const double lo = i * s, hi = std::min((i + 1) * s, static_cast<double>(in));
+    const int first = static_cast<int>(std::floor(lo));
+    const int last = std::min(in, static_cast<int>(std::ceil(hi)));  // exclusive
+    axis.start[i] = first;
+    axis.count[i] = last - first;
+    for (int j = first; j < last; ++j) {
+      const double overlap = std::min<double>(j + 1, hi) - std::max<double>(j, lo);
+      axis.weights[i * axis.taps + (j - first)] = static_cast<float>(overlap / s);
+    }
+  }
 }
 
 template <typename T>
@@ -64,75 +92,121 @@ T* carve(uint8_t*& p, size_t n) {
   return r;
 }
 
-// The antialias resize straight into the blob's three planes (the model's channel order), in
-// the 0..255 range; returns the maximum over all three channels. One output row at a time: the
-// vertical pass accumulates one frame-wide float row (all bytes of the pixel, contiguous), the
-// horizontal pass reads it. `scratch` holds that row and both axes' weights.
-float antialias_resize(const FrameView& frame, cv::Size model, const int src[3], cv::Mat& scratch,
-                       float* planes) {
-  const int bpp = frame.bytes_per_pixel();
-  const int tx = antialias_taps(frame.width, model.width);
-  const int ty = antialias_taps(frame.height, model.height);
-  if (tx > 2 * 64 + 2 || ty > 2 * 64 + 2)
-    CV_Error(cv::Error::StsOutOfRange, "unetseg: antialias resize shrinks too much (> 64x)");
-  const size_t row_len = static_cast<size_t>(frame.width) * bpp;
-  auto pad = [](size_t bytes) { return (bytes + 63) / 64 * 64; };
-  const size_t bytes = pad(row_len * sizeof(float)) + 2 * pad(model.width * sizeof(int)) +
-                       2 * pad(model.height * sizeof(int)) +
-                       pad(static_cast<size_t>(model.width) * tx * sizeof(float)) +
-                       pad(static_cast<size_t>(model.height) * ty * sizeof(float)) + 64;
-  if (scratch.type() != CV_8UC1 || scratch.total() < bytes) scratch.create(1, static_cast<int>(bytes), CV_8UC1);
-  uint8_t* p = scratch.data + (64 - reinterpret_cast<uintptr_t>(scratch.data) % 64) % 64;
-  float* acc = carve<float>(p, row_len);
-  int* xs = carve<int>(p, model.width);
-  int* xn = carve<int>(p, model.width);
-  int* ys = carve<int>(p, model.height);
-  int* yn = carve<int>(p, model.height);
-  float* wx = carve<float>(p, static_cast<size_t>(model.width) * tx);
-  float* wy = carve<float>(p, static_cast<size_t>(model.height) * ty);
-  antialias_axis(frame.width, model.width, xs, xn, wx, tx);
-  antialias_axis(frame.height, model.height, ys, yn, wy, ty);
+enum class Kernel { Area, Antialias };
 
-  // skimage clips the result to the input's range (all three colour channels): with zeros
-  // outside, border pixels of a frame with no black in it would otherwise go below its minimum.
-  const ChannelOffsets off = channel_offsets(frame.layout);
-  int lo = 255, hi = 0;
-  for (int y = 0; y < frame.height; ++y) {
-    const uint8_t* q = frame.data + static_cast<size_t>(y) * frame.stride;
-    int rl = 255, rh = 0;
-    for (int x = 0; x < frame.width; ++x, q += bpp) {
-      rl = std::min({rl, int(q[off.r]), int(q[off.g]), int(q[off.b])});
-      rh = std::max({rh, int(q[off.r]), int(q[off.g]), int(q[off.b])});
-    }
-    lo = std::min(lo, rl);
-    hi = std::max(hi, rh);
-  }
-  const float vmin = static_cast<float>(lo), vmax = static_cast<float>(hi);
-
-  const size_t plane = static_cast<size_t>(model.area());
+// Horizontal pass of one output row: all `Bpp` bytes of a pixel at once (the compiler turns
+// that into one vector operation per tap), then the three colour channels into the planes.
+template <int Bpp>
+float horizontal(const float* acc, const Axis& x, int width, const int src[3], float vmin,
+                 float vmax, float* const dst[3]) {
   float max_value = 0;
-  for (int i = 0; i < model.height; ++i) {
-    std::fill(acc, acc + row_len, 0.f);
-    for (int k = 0; k < yn[i]; ++k) {
-      const float w = wy[i * ty + k];
-      const uint8_t* in = frame.data + static_cast<size_t>(ys[i] + k) * frame.stride;
-      for (size_t j = 0; j < row_len; ++j) acc[j] += w * in[j];
-    }
+  for (int j = 0; j < width; ++j) {
+    const float* w = x.weights + j * x.taps;
+    const float* q = acc + static_cast<size_t>(x.start[j]) * Bpp;
+    float v[Bpp] = {};
+    for (int k = 0; k < x.count[j]; ++k, q += Bpp)
+      for (int c = 0; c < Bpp; ++c) v[c] += w[k] * q[c];
     for (int c = 0; c < 3; ++c) {
-      float* dst = planes + c * plane + static_cast<size_t>(i) * model.width;
-      const float* a = acc + src[c];
-      for (int j = 0; j < model.width; ++j) {
-        const float* w = wx + j * tx;
-        const float* q = a + static_cast<size_t>(xs[j]) * bpp;
-        float v = 0;
-        for (int k = 0; k < xn[j]; ++k) v += w[k] * q[k * bpp];
-        v = std::min(std::max(v, vmin), vmax);
-        dst[j] = v;
-        max_value = std::max(max_value, v);
-      }
+      const float value = std::min(std::max(v[src[c]], vmin), vmax);
+      dst[c][j] = value;
+      max_value = std::max(max_value, value);
     }
   }
   return max_value;
+}
+
+// Resamples the frame straight into the blob's three planes (the model's channel order), in the
+// 0..255 range, and returns the maximum over the three channels. Separable: for each output row
+// the vertical pass accumulates one frame-wide float row (all bytes of the pixel, contiguous),
+// the horizontal pass reads it. Output rows are split over OpenCV's threads, each with its own
+// row; `scratch` holds those rows and both axes' tables, so nothing is allocated once the sizes
+// are stable. Antialias (skimage) also clips to the input's colour range as skimage does.
+float resample(const FrameView& frame, cv::Size model, const int src[3], Kernel kernel,
+               cv::Mat& scratch, float* planes) {
+  const int bpp = frame.bytes_per_pixel();
+  const bool area = kernel == Kernel::Area;
+  const int tx = area ? area_taps(frame.width, model.width) : antialias_taps(frame.width, model.width);
+  const int ty = area ? area_taps(frame.height, model.height) : antialias_taps(frame.height, model.height);
+  if (!area && (tx > 2 * 64 + 2 || ty > 2 * 64 + 2))
+    CV_Error(cv::Error::StsOutOfRange, "unetseg: antialias resize shrinks too much (> 64x)");
+  const int stripes = std::max(1, std::min(cv::getNumThreads(), model.height));
+  const size_t row_len = static_cast<size_t>(frame.width) * bpp;
+  auto pad = [](size_t bytes) { return (bytes + 63) / 64 * 64; };
+  const size_t bytes = stripes * pad(row_len * sizeof(float)) + pad(stripes * sizeof(float)) +
+                       2 * pad(model.width * sizeof(int)) + 2 * pad(model.height * sizeof(int)) +
+                       pad(static_cast<size_t>(model.width) * tx * sizeof(float)) +
+                       pad(static_cast<size_t>(model.height) * ty * sizeof(float)) + 64;
+  if (scratch.type() != CV_8UC1 || scratch.total() < bytes)
+    scratch.create(1, static_cast<int>(bytes), CV_8UC1);
+  uint8_t* p = scratch.data + (64 - reinterpret_cast<uintptr_t>(scratch.data) % 64) % 64;
+  float* rows = carve<float>(p, stripes * (pad(row_len * sizeof(float)) / sizeof(float)));
+  const size_t row_floats = pad(row_len * sizeof(float)) / sizeof(float);
+  float* stripe_max = carve<float>(p, stripes);
+  Axis x{carve<int>(p, model.width), carve<int>(p, model.width), nullptr, tx};
+  Axis y{carve<int>(p, model.height), carve<int>(p, model.height), nullptr, ty};
+  x.weights = carve<float>(p, static_cast<size_t>(model.width) * tx);
+  y.weights = carve<float>(p, static_cast<size_t>(model.height) * ty);
+  if (area) {
+    area_axis(frame.width, model.width, x);
+    area_axis(frame.height, model.height, y);
+  } else {
+    antialias_axis(frame.width, model.width, x);
+    antialias_axis(frame.height, model.height, y);
+  }
+
+  // skimage clips the result to the input's range (all three colour channels): with zeros
+  // outside, border pixels of a frame with no black in it would otherwise go below its minimum.
+  // Area weights are a convex combination, so there is nothing to clip.
+  float vmin = 0, vmax = 255;
+  if (!area) {
+    const ChannelOffsets off = channel_offsets(frame.layout);
+    int lo = 255, hi = 0;
+    for (int r = 0; r < frame.height; ++r) {
+      const uint8_t* q = frame.data + static_cast<size_t>(r) * frame.stride;
+      int rl = 255, rh = 0;
+      for (int c = 0; c < frame.width; ++c, q += bpp) {
+        rl = std::min({rl, int(q[off.r]), int(q[off.g]), int(q[off.b])});
+        rh = std::max({rh, int(q[off.r]), int(q[off.g]), int(q[off.b])});
+      }
+      lo = std::min(lo, rl);
+      hi = std::max(hi, rh);
+    }
+    vmin = static_cast<float>(lo);
+    vmax = static_cast<float>(hi);
+  }
+
+  const size_t plane = static_cast<size_t>(model.area());
+  cv::parallel_for_(cv::Range(0, stripes), [&](const cv::Range& range) {
+    for (int s = range.start; s < range.end; ++s) {
+      float* acc = rows + s * row_floats;
+      float max_value = 0;
+      for (int i = model.height * s / stripes; i < model.height * (s + 1) / stripes; ++i) {
+        std::fill(acc, acc + row_len, 0.f);
+        for (int k = 0; k < y.count[i]; ++k) {
+          const float w = y.weights[i * ty + k];
+          const uint8_t* in = frame.data + static_cast<size_t>(y.start[i] + k) * frame.stride;
+          for (size_t j = 0; j < row_len; ++j) acc[j] += w * in[j];
+        }
+        float* const dst[3] = {planes + static_cast<size_t>(i) * model.width,
+                               planes + plane + static_cast<size_t>(i) * model.width,
+                               planes + 2 * plane + static_cast<size_t>(i) * model.width};
+        max_value = std::max(max_value, bpp == 4 ? horizontal<4>(acc, x, model.width, src, vmin, vmax, dst)
+                                                 : horizontal<3>(acc, x, model.width, src, vmin, vmax, dst));
+      }
+      stripe_max[s] = max_value;
+    }
+  }, stripes);
+  return *std::max_element(stripe_max, stripe_max + stripes);
+}
+
+// (x * scale - mean) / std in place over the blob's planes, one multiply-add per value.
+void normalise(float* planes, size_t plane, const ModelSpec& spec, double scale) {
+  for (int c = 0; c < 3; ++c) {
+    const float gain = static_cast<float>(scale / spec.std[c]);
+    const float bias = static_cast<float>(-spec.mean[c] / spec.std[c]);
+    float* v = planes + c * plane;
+    for (size_t i = 0; i < plane; ++i) v[i] = v[i] * gain + bias;
+  }
 }
 
 }  // namespace
@@ -143,29 +217,25 @@ void preprocess(const FrameView& frame, const ModelSpec& spec, cv::Mat& resized,
   const bool rgb = spec.color_order == ColorOrder::RGB;
   const int src[3] = {rgb ? off.r : off.b, off.g, rgb ? off.b : off.r};
   const int dims[4] = {1, 3, model_size.height, model_size.width};
+  blob.create(4, dims, CV_32F);
+  float* planes = blob.ptr<float>();
+  const size_t plane = static_cast<size_t>(model_size.area());
 
-  if (spec.resize == ResizeMethod::Antialias) {
-    // Float all the way: resample into the blob, then normalise it in place.
-    blob.create(4, dims, CV_32F);
-    float* planes = blob.ptr<float>();
-    const float max_value = antialias_resize(frame, model_size, src, resized, planes);
+  // The one pass over the full frame. Area averaging when shrinking a lot keeps thin structures
+  // (fingers, hair) from aliasing away; it resamples in float straight into the blob (OpenCV's
+  // INTER_AREA, for the same result, takes about 5x as long at 1080p: unetseg-bench shows it).
+  const bool shrink_much = frame.width > 2 * model_size.width || frame.height > 2 * model_size.height;
+  if (spec.resize == ResizeMethod::Antialias || shrink_much) {
+    const Kernel kernel = spec.resize == ResizeMethod::Antialias ? Kernel::Antialias : Kernel::Area;
+    const float max_value = resample(frame, model_size, src, kernel, resized, planes);
     double scale = spec.scale;
     if (spec.normalize_by_max) scale = max_value > 0 ? 1.0 / max_value : 0.0;
-    const size_t plane = static_cast<size_t>(model_size.area());
-    for (int c = 0; c < 3; ++c) {
-      const float gain = static_cast<float>(scale / spec.std[c]);
-      const float bias = static_cast<float>(-spec.mean[c] / spec.std[c]);
-      float* v = planes + c * plane;
-      for (size_t i = 0; i < plane; ++i) v[i] = v[i] * gain + bias;
-    }
+    normalise(planes, plane, spec, scale);
     return;
   }
 
-  // The one pass over the full frame: shrink it to the model's size in its own layout. Area
-  // averaging when shrinking a lot keeps thin structures (fingers, hair) from aliasing away.
-  const bool shrink_much = frame.width > 2 * model_size.width || frame.height > 2 * model_size.height;
-  cv::resize(frame.mat(), resized, model_size, 0, 0, shrink_much ? cv::INTER_AREA : cv::INTER_LINEAR);
-
+  // Little or no shrinking: bilinear in the frame's own layout, then into the planes.
+  cv::resize(frame.mat(), resized, model_size, 0, 0, cv::INTER_LINEAR);
   double scale = spec.scale;
   if (spec.normalize_by_max) {
     int max_value = 0;
@@ -177,19 +247,14 @@ void preprocess(const FrameView& frame, const ModelSpec& spec, cv::Mat& resized,
     // An all-black frame stays black instead of becoming NaN.
     scale = max_value > 0 ? 1.0 / max_value : 0.0;
   }
-
-  blob.create(4, dims, CV_32F);
-  const size_t plane = static_cast<size_t>(model_size.area());
   for (int c = 0; c < 3; ++c) {
-    // (x * scale - mean) / std as one multiply-add per value.
-    const float gain = static_cast<float>(scale / spec.std[c]);
-    const float bias = static_cast<float>(-spec.mean[c] / spec.std[c]);
-    float* dst = blob.ptr<float>() + c * plane;
+    float* dst = planes + c * plane;
     for (int y = 0; y < resized.rows; ++y) {
       const uint8_t* p = resized.ptr<uint8_t>(y) + src[c];
-      for (int x = 0; x < resized.cols; ++x, p += off.bytes_per_pixel) *dst++ = *p * gain + bias;
+      for (int x = 0; x < resized.cols; ++x, p += off.bytes_per_pixel) *dst++ = *p;
     }
   }
+  normalise(planes, plane, spec, scale);
 }
 
 }  // namespace unetseg
