@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""unetseg-bench (tools/bench.cpp) end to end on small sizes: every section runs and reports
+figures in its table and JSON, and bad usage gets a clear message. No figure is compared with a
+speed: speed belongs in the benchmark's output, not in tests.
+
+Needs the build (UNETSEG_BUILD_ROOT), the known-answer test models (UNETSEG_TEST_MODELS), the
+element (GST_PLUGIN_PATH_1_0) and ../shared (UNETSEG_SHARED): meson test sets them.
+"""
+
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+BENCH = os.path.join(os.environ.get("UNETSEG_BUILD_ROOT", "build"), "tools", "unetseg-bench")
+MODEL = os.path.join(os.environ.get("UNETSEG_TEST_MODELS", ""), "unet_rg.onnx")
+SHARED = os.environ.get("UNETSEG_SHARED", "")
+MODES = ["overlay", "alpha", "blur", "replace", "mask"]
+
+
+def bench(*args):
+    return subprocess.run([BENCH, *args], capture_output=True, text=True, timeout=600)
+
+
+class AllSections(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.json_path = os.path.join(cls.tmp.name, "bench.json")
+        cls.result = bench("--model", MODEL, "--sizes", "160x120,96x64", "--frames", "3",
+                        "--warmup", "1", "--sections", "library,element,peer,memory",
+                        "--peer-size", "64", "--peer-frame", "96x64", "--peer-frames", "1",
+                        "--memory-frames", "40", "--memory-size", "64x48",
+                        "--json", cls.json_path)
+        cls.report = json.load(open(cls.json_path)) if cls.result.returncode == 0 else None
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        self.assertEqual(self.result.returncode, 0, self.result.stderr)
+
+    def test_tables_on_stdout(self):
+        for title in ("Library:", "Composite,", "Heap allocations", "Element:", "Peer:",
+                      "Memory:"):
+            self.assertIn(title, self.result.stdout)
+        print(self.result.stdout)
+
+    def test_machine_and_model(self):
+        self.assertEqual(self.report["model"]["name"], "unet_rg")
+        self.assertEqual(self.report["model"]["backend"], "cpu")
+        self.assertGreaterEqual(self.report["machine"]["cores"], 1)
+        self.assertTrue(self.report["machine"]["opencv"].startswith("4."))
+
+    def test_library_times_every_stage_and_mode(self):
+        library = self.report["library"]
+        self.assertEqual([r["size"] for r in library], ["160x120", "96x64"])
+        for r in library:
+            for stage in ("preprocess", "forward", "postprocess", "mask", "bare_forward", "run"):
+                self.assertEqual(len(r[stage]["all"]), 3, stage)
+                self.assertGreater(r[stage]["median"], 0, stage)
+                self.assertGreaterEqual(r[stage]["p95"], r[stage]["median"], stage)
+            self.assertEqual(sorted(r["composite"]), sorted(MODES))
+            # The counter counts: OpenCV's forward allocates its intermediate blobs.
+            self.assertGreater(r["bare_forward"]["allocations_per_frame"], 0)
+
+    def test_element_pipeline(self):
+        element = self.report["element"]
+        self.assertEqual([r["size"] for r in element], ["160x120", "96x64"])
+        for r in element:
+            self.assertEqual(r["frames"], 3)
+            self.assertGreater(r["fps"], 0)
+            self.assertEqual(len(r["latency"]["all"]), 3)
+            self.assertGreater(r["latency"]["median"], 0)
+            self.assertGreater(r["bare_forward"]["median"], 0)
+
+    def test_peer(self):
+        peer = self.report["peer"]
+        self.assertEqual((peer["arch"], peer["size"]), ("u2netp", 64))
+        for key in ("torch_forward", "opencv_forward", "torch_pipeline", "unetseg_pipeline"):
+            self.assertEqual(len(peer[key]["all"]), 1, key)
+            self.assertGreater(peer[key]["median"], 0, key)
+
+    def test_memory_samples(self):
+        memory = self.report["memory"]
+        self.assertEqual(memory["frames"], 40)
+        self.assertEqual([s["frame"] for s in memory["rss_mib"]], list(range(2, 41, 2)))
+        self.assertTrue(all(s["mib"] > 0 for s in memory["rss_mib"]))
+
+
+class BadUsage(unittest.TestCase):
+    def check(self, args, status, words):
+        r = bench(*args)
+        self.assertEqual(r.returncode, status, r.stderr)
+        for word in words:
+            self.assertIn(word, r.stderr)
+
+    def test_bad_size(self):
+        self.check(["--sizes", "720p,12"], 2, ["'12' is not 720p, 1080p, 2160p or WxH"])
+
+    def test_bad_mode(self):
+        self.check(["--modes", "overlay,sepia"], 2, ["unknown mode 'sepia'"])
+
+    def test_bad_section(self):
+        self.check(["--sections", "library,speed"], 2, ["unknown section 'speed'"])
+
+    def test_missing_value(self):
+        self.check(["--frames"], 2, ["missing value: --frames"])
+
+    def test_missing_model(self):
+        self.check(["--model", "/nonexistent/m.onnx", "--sections", "library"], 1,
+                   ["/nonexistent/m.onnx"])
+
+    def test_unfetched_catalog_model(self):
+        env = dict(os.environ, XDG_CACHE_HOME=tempfile.gettempdir() + "/unetseg-bench-no-cache")
+        r = subprocess.run([BENCH, "--model", "sinet", "--sections", "library"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("scripts/fetch-model.sh sinet", r.stderr)
+
+    def test_no_photos(self):
+        with tempfile.TemporaryDirectory() as empty:
+            self.check(["--model", MODEL, "--sections", "library", "--images", empty], 1,
+                       ["no readable photos", empty])
+
+    def test_no_clip(self):
+        self.check(["--model", MODEL, "--sections", "element", "--sizes", "64x48",
+                    "--clip", "/nonexistent/clip.mp4"], 1, ["no clip at /nonexistent/clip.mp4"])
+
+    def test_help(self):
+        r = bench("--help")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("usage: unetseg-bench", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
