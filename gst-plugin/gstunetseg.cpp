@@ -458,9 +458,9 @@ gst_unetseg_start (GstBaseTransform * trans)
   const unetseg::Segmenter & seg = *rt->segmenter;
   const unetseg::ModelSpec & spec = seg.spec ();
   if (!seg.backend_note ().empty ())
-    /* gst-launch-1.0 prints only the debug part of INFO messages: put the reason in both. */
-    GST_ELEMENT_INFO (self, RESOURCE, SETTINGS, ("%s", seg.backend_note ().c_str ()),
-        ("%s", seg.backend_note ().c_str ()));
+    /* backend=auto fell back to the CPU: the user may have expected a GPU, so say why. */
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("%s", seg.backend_note ().c_str ()),
+        ("backend=auto runs model %s on the CPU", model.c_str ()));
   GST_INFO_OBJECT (self, "model %s (%s): input %dx%d %s, output %dx%dx%d %s, backend %s",
       model.c_str (), spec.name.c_str (), spec.input_width, spec.input_height,
       unetseg::to_string (spec.color_order), seg.output_channels (),

@@ -164,6 +164,24 @@ bool opencv_has_cuda() {
   return !cv::dnn::getAvailableTargets(cv::dnn::DNN_BACKEND_CUDA).empty();
 }
 
+std::string cuda_unavailable_reason() {
+  if (!opencv_has_cuda())
+    return "this OpenCV (" CV_VERSION ") was built without the CUDA DNN backend";
+  int devices = 0;
+  try {
+    // -1 is OpenCV's cudaErrorInsufficientDriver (no libcuda, or older than the runtime);
+    // 0 is cudaErrorNoDevice.
+    devices = cv::cuda::getCudaEnabledDeviceCount();
+  } catch (const cv::Exception& e) {
+    return "this OpenCV (" CV_VERSION ") has CUDA, but the CUDA runtime failed: " + e.err;
+  }
+  if (devices < 0)
+    return "this OpenCV (" CV_VERSION ") has CUDA, but the NVIDIA driver is missing or too old "
+           "for its CUDA runtime";
+  if (devices == 0) return "this OpenCV (" CV_VERSION ") has CUDA, but no CUDA device is present";
+  return "";
+}
+
 Segmenter::Segmenter(const std::string& model_path, const ModelSpec& spec, Backend requested)
     : model_path_(model_path), spec_(spec), requested_(requested) {
   spec_.validate(ModelSpec::sidecar_path_for(model_path));
@@ -240,11 +258,7 @@ void Segmenter::select_backend(Backend requested) {
   };
 
   // Why CUDA cannot be used here; empty when it can be tried.
-  std::string no_cuda;
-  if (!opencv_has_cuda())
-    no_cuda = "this OpenCV (" CV_VERSION ") was built without the CUDA DNN backend";
-  else if (cv::cuda::getCudaEnabledDeviceCount() <= 0)
-    no_cuda = "no CUDA device is available (or the driver is missing or too old)";
+  std::string no_cuda = requested == Backend::Cpu ? "" : cuda_unavailable_reason();
 
   if (requested == Backend::Cpu) {
     use_cpu();

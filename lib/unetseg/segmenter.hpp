@@ -18,6 +18,9 @@ bool backend_from_string(const std::string& name, Backend* backend);
 
 // Whether this OpenCV build has the DNN CUDA backend compiled in.
 bool opencv_has_cuda();
+// Why the CUDA backend cannot run in this process (no CUDA in this OpenCV, no usable driver,
+// no device), or empty when it can be tried: only a first forward proves that it works.
+std::string cuda_unavailable_reason();
 
 // What a model said about one frame, at the model's output resolution. Owned by the Segmenter
 // and overwritten by its next run(): copy what must outlive it.

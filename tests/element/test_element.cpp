@@ -12,6 +12,7 @@
 
 #include "element_util.hpp"
 #include "unetseg/compositor.hpp"
+#include "unetseg/segmenter.hpp"
 
 using namespace unetseg_test;
 
@@ -590,22 +591,25 @@ TEST(Properties, AutoBackendExplainsItsChoice) {
              "unetseg name=seg backend=auto model=" + test_model("unet_rg") + " ! fakesink");
   p.run();
   EXPECT_EQ(p.error(), "");
-  std::string info;
+  std::string warning;
   for (GstMessage* m : p.messages()) {
-    if (GST_MESSAGE_TYPE(m) != GST_MESSAGE_INFO) continue;
+    if (GST_MESSAGE_TYPE(m) != GST_MESSAGE_WARNING) continue;
     GError* err = nullptr;
     gchar* debug = nullptr;
-    gst_message_parse_info(m, &err, &debug);
-    info = std::string(err->message) + " | " + (debug ? debug : "");
+    gst_message_parse_warning(m, &err, &debug);
+    warning = std::string(err->message) + " | " + (debug ? debug : "");
     g_clear_error(&err);
     g_free(debug);
   }
   gchar* active = nullptr;
   g_object_get(p.by_name("seg"), "active-backend", &active, nullptr);
+  const std::string reason = unetseg::cuda_unavailable_reason();
   if (active && std::string(active) == "cpu") {
-    EXPECT_NE(info.find("using the CPU"), std::string::npos) << info;
+    EXPECT_NE(warning.find("using the CPU: " + reason), std::string::npos) << warning;
+    EXPECT_NE(warning.find("backend=auto runs model"), std::string::npos) << warning;
   } else {
-    EXPECT_EQ(info, "") << "a working CUDA backend needs no explanation";
+    EXPECT_TRUE(reason.empty()) << reason;
+    EXPECT_EQ(warning, "") << "a working CUDA backend needs no explanation";
   }
   g_free(active);
 }

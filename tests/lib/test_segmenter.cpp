@@ -135,26 +135,54 @@ TEST(Segmenter, NothingIsReallocatedAfterTheFirstFrame) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(seg.run(frame.view).foreground.data, first);
 }
 
+// Each branch of the backend choice is reached by one of the OpenCV builds CI tests with: the
+// system OpenCV (no CUDA), the OpenCV 4.10 CUDA build on a machine without a driver or GPU, and
+// that build on a GPU machine.
+TEST(Segmenter, CudaReasonNamesWhatIsMissing) {
+  const std::string reason = cuda_unavailable_reason();
+  if (!opencv_has_cuda()) {
+    EXPECT_TRUE(contains(reason, "built without the CUDA DNN backend")) << reason;
+  } else {
+    const int devices = cv::cuda::getCudaEnabledDeviceCount();
+    if (devices < 0) EXPECT_TRUE(contains(reason, "driver is missing or too old")) << reason;
+    else if (devices == 0) EXPECT_TRUE(contains(reason, "no CUDA device is present")) << reason;
+    else EXPECT_EQ(reason, "");
+  }
+  EXPECT_TRUE(contains(reason, CV_VERSION) || reason.empty()) << reason;
+}
+
 TEST(Segmenter, BackendChoiceTellsTheTruth) {
   Segmenter cpu(test_model("logit_rg"), Backend::Cpu);
   EXPECT_EQ(cpu.active_backend(), Backend::Cpu);
   EXPECT_TRUE(cpu.backend_note().empty());
 
+  const std::string reason = cuda_unavailable_reason();
   Segmenter automatic(test_model("logit_rg"), Backend::Auto);
-  if (automatic.active_backend() == Backend::Cpu) {
-    // Auto fell back: it must say why.
-    EXPECT_TRUE(contains(automatic.backend_note(), "CPU")) << automatic.backend_note();
+  if (!reason.empty()) {
+    EXPECT_EQ(automatic.active_backend(), Backend::Cpu);
+    EXPECT_EQ(automatic.backend_note(), "using the CPU: " + reason);
+  } else if (automatic.active_backend() == Backend::Cpu) {
+    EXPECT_TRUE(contains(automatic.backend_note(), "using the CPU: the first forward on CUDA failed"))
+        << automatic.backend_note();
   } else {
-    EXPECT_TRUE(opencv_has_cuda());
+    EXPECT_EQ(automatic.active_backend(), Backend::Cuda);
+    EXPECT_EQ(automatic.backend_note(), "");
   }
 
   for (Backend cuda : {Backend::Cuda, Backend::CudaFp16}) {
-    const std::string msg = error_of([&] { Segmenter s(test_model("logit_rg"), cuda); });
-    if (!opencv_has_cuda()) {
-      EXPECT_TRUE(contains(msg, "built without the CUDA DNN backend")) << msg;
-      EXPECT_TRUE(contains(msg, to_string(cuda))) << msg;
-    } else if (cv::cuda::getCudaEnabledDeviceCount() <= 0) {
-      EXPECT_TRUE(contains(msg, "no CUDA device")) << msg;
+    if (!reason.empty()) {
+      const std::string msg = error_of([&] { Segmenter s(test_model("logit_rg"), cuda); });
+      EXPECT_TRUE(contains(msg, std::string("backend ") + to_string(cuda))) << msg;
+      EXPECT_TRUE(contains(msg, test_model("logit_rg"))) << msg;
+      EXPECT_TRUE(contains(msg, reason)) << msg;
+    } else {
+      // A GPU is here: the backend runs, or its first forward says why not.
+      try {
+        Segmenter s(test_model("logit_rg"), cuda);
+        EXPECT_EQ(s.active_backend(), cuda);
+      } catch (const Error& e) {
+        EXPECT_TRUE(contains(e.what(), "failed its first forward")) << e.what();
+      }
     }
   }
 }
