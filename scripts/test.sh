@@ -1,26 +1,43 @@
 #!/usr/bin/env bash
 # Builds unetseg and runs every test: library units, the mask meta (C and Python), the element
-# in GstHarness, bad input, and a real clip through a real model. Installs what it needs first.
-#   ./scripts/test.sh            all tests
-#   ./scripts/test.sh element    only the suites named (see `meson test -C build --list`)
+# in GstHarness, bad input, a real clip through a real model, the tools. Installs what it needs
+# first. It can do all of it against each OpenCV unetseg supports:
+#
+#   build/                 Debian's OpenCV 4.6 (the zero-setup default)
+#   build-opencv4.10/      OpenCV 4.10 built by scripts/build-opencv.sh into the cache (with the
+#                          CUDA DNN backend when the CUDA toolkit is there; the first run on a
+#                          machine builds it, about 10 minutes on 2 cores, later runs reuse it)
+#
+# usage: scripts/test.sh [SUITE ...]
+#   SUITE                  only the meson suites named (see `meson test -C build --list`)
+#   UNETSEG_OPENCV=system  the system OpenCV only (the default until the 4.10 build has the
+#                          image codecs the tools need), =4.10 the built one only, =both
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 
-if [ -f build/build.ninja ]; then
-  meson setup --reconfigure build >/dev/null
-else
-  meson setup build >/dev/null
-fi
-ninja -C build | tail -n 1
+case "${UNETSEG_OPENCV:-system}" in
+  both) flavours=(system 4.10) ;;
+  system | 4.10) flavours=("${UNETSEG_OPENCV:-system}") ;;
+  *) echo "test.sh: UNETSEG_OPENCV must be system, 4.10 or both, not '$UNETSEG_OPENCV'" >&2; exit 2 ;;
+esac
 
-status=0
-meson test -C build --print-errorlogs --num-processes 1 "$@" || status=$?
+# Configures and builds one build directory, pointing meson at the OpenCV to use.
+build() {
+  local dir=$1 pkg_config_path=$2
+  if [ -f "$dir/build.ninja" ]; then
+    meson setup --reconfigure "$dir" -Dpkg_config_path="$pkg_config_path" >/dev/null
+  else
+    meson setup "$dir" -Dpkg_config_path="$pkg_config_path" >/dev/null
+  fi
+  ninja -C "$dir" | tail -n 1
+}
 
-# One closing line with the number of test cases, not just of suites: GoogleTest's and Python
-# unittest's own counts where they printed them, one case for any other test.
-/usr/bin/python3 - build/meson-logs/testlog.json <<'PY'
+# One line with the number of test cases, not just of suites: GoogleTest's and Python unittest's
+# own counts where they printed them, one case for any other test.
+count() {
+  /usr/bin/python3 - "$1/meson-logs/testlog.json" "$2" <<'PY'
 import json, re, sys
 passed = failed = skipped = 0
 for line in open(sys.argv[1]):
@@ -43,6 +60,32 @@ for line in open(sys.argv[1]):
         passed += 1
     if not ok and t["result"] != "SKIP" and not (gtest_fail or unittest_ran):
         failed += 1  # crashed or timed out before its runner could count
-print(f"unetseg: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
+print(f"{passed} {failed} {skipped} {sys.argv[2]}")
 PY
+}
+
+status=0
+counts=()
+for flavour in "${flavours[@]}"; do
+  if [ "$flavour" = system ]; then
+    dir=build
+    pkg_config_path=""
+  else
+    dir=build-opencv4.10
+    prefix=$(scripts/build-opencv.sh | tail -n 1)
+    pkg_config_path=$prefix/lib/pkgconfig
+  fi
+  echo "== OpenCV $flavour: $dir/"
+  build "$dir" "$pkg_config_path"
+  meson test -C "$dir" --print-errorlogs --num-processes 1 "$@" || status=$?
+  counts+=("$(count "$dir" "$dir")")
+done
+
+total_passed=0 total_failed=0 total_skipped=0
+for line in "${counts[@]}"; do
+  read -r p f s d <<<"$line"
+  echo "unetseg ($d): $p passed, $f failed$([ "$s" -gt 0 ] && echo ", $s skipped")"
+  total_passed=$((total_passed + p)) total_failed=$((total_failed + f)) total_skipped=$((total_skipped + s))
+done
+echo "unetseg: $total_passed passed, $total_failed failed$([ "$total_skipped" -gt 0 ] && echo ", $total_skipped skipped")"
 exit $status
