@@ -314,8 +314,9 @@ LibraryResult bench_library(unetseg::Segmenter& seg, const std::string& model_pa
   const bool multi = seg.spec().multi_class();
 
   auto count = [](StageSeries& s, Allocations before) {
-    s.allocations.count += (allocations_so_far() - before).count;
-    s.allocations.bytes += (allocations_so_far() - before).bytes;
+    const Allocations made = allocations_so_far() - before;
+    s.allocations.count += made.count;
+    s.allocations.bytes += made.bytes;
   };
   for (int i = 0; i < opt.warmup + opt.frames; ++i) {
     const bool timed = i >= opt.warmup;
@@ -493,15 +494,7 @@ void run_pipeline(const std::string& description, PipelineProbe& probe) {
     gst_message_unref(msg);
     if (type != GST_MESSAGE_ERROR) break;  // done, or EOS before enough frames
   }
-  // Keep reading the bus while stopping, so that an error during shutdown is seen too.
-  GstMessage* late = nullptr;
-  if (failure.empty()) {
-    gst_element_set_state(pipeline, GST_STATE_NULL);
-    late = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
-  } else {
-    gst_element_set_state(pipeline, GST_STATE_NULL);
-  }
-  if (late) gst_message_unref(late);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(bus);
   gst_object_unref(pipeline);
   probe.pipeline = nullptr;
