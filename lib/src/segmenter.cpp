@@ -238,7 +238,10 @@ void Segmenter::select_backend(Backend requested) {
     blob_.create(4, dims, CV_32F);
     blob_.setTo(0);
     net_.setInput(blob_);
+    const auto t0 = Clock::now();
     net_.forward(outputs_, output_name_);
+    times_ = StageTimes();
+    times_.forward_ms = ms_since(t0);
     if (outputs_.empty())
       throw Error("model " + model_path_ + ": output '" + output_name_ + "' produced nothing");
     check_output(outputs_[0]);
@@ -324,16 +327,26 @@ void Segmenter::check_output(const cv::Mat& out) {
 }
 
 void Segmenter::preprocess(const FrameView& frame, cv::Mat& blob) {
+  if (!frame.data || frame.width <= 0 || frame.height <= 0 ||
+      frame.stride < static_cast<std::size_t>(frame.width) * frame.bytes_per_pixel())
+    throw Error("frame " + std::to_string(frame.width) + "x" + std::to_string(frame.height) +
+                " with stride " + std::to_string(frame.stride) + " has no pixels to segment");
   unetseg::preprocess(frame, spec_, resized_, blob);
 }
 
 const Prediction& Segmenter::run(const FrameView& frame) {
-  auto t0 = Clock::now();
+  const auto t0 = Clock::now();
   preprocess(frame, blob_);
-  times_.preprocess_ms = ms_since(t0);
+  const double preprocess_ms = ms_since(t0);
+  infer(blob_);
+  times_.preprocess_ms = preprocess_ms;
+  return prediction_;
+}
 
-  t0 = Clock::now();
-  net_.setInput(blob_);
+const Prediction& Segmenter::infer(const cv::Mat& blob) {
+  times_.preprocess_ms = 0;
+  auto t0 = Clock::now();
+  net_.setInput(blob);
   net_.forward(outputs_, output_name_);
   times_.forward_ms = ms_since(t0);
 

@@ -60,8 +60,14 @@ class Segmenter {
 
   // Fills `blob` (1x3xHxW float, reused) from the frame: stretch + colour order + normalise.
   void preprocess(const FrameView& frame, cv::Mat& blob);
-  // The whole way from frame to prediction; the result is valid until the next run().
+  // The whole way from frame to prediction; the result is valid until the next run() or infer().
   const Prediction& run(const FrameView& frame);
+  // The model's half of run(): forward and postprocess of a blob made by preprocess(). The two
+  // halves share no state, so one thread may preprocess the next frame while another infers
+  // (AsyncSegmenter); infer() itself and run() must not overlap.
+  const Prediction& infer(const cv::Mat& blob);
+  // Of the last run() or infer(); before the first, the warm-up forward's (usually the slowest
+  // a model takes: first-use allocations), an estimate of what a frame will cost.
   const StageTimes& last_times() const { return times_; }
 
  private:

@@ -1,0 +1,151 @@
+// AsyncSegmenter: the model on its own thread, always on the newest frame. Every result must
+// belong to the frame it is tagged with, whatever the interleaving.
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "test_paths.hpp"
+#include "unetseg/async_segmenter.hpp"
+#include "unetseg/error.hpp"
+
+using namespace unetseg;
+using unetseg_test::test_model;
+
+namespace {
+
+// 320x240 RGB: red (foreground for unet_rg) left of column `split`, green right of it.
+struct SplitFrame {
+  std::vector<uint8_t> data;
+  FrameView view;
+  explicit SplitFrame(int split) : data(320 * 240 * 3) {
+    for (int y = 0; y < 240; ++y)
+      for (int x = 0; x < 320; ++x) data[(y * 320 + x) * 3 + (x < split ? 0 : 1)] = 255;
+    view = FrameView{data.data(), 320, 240, 320 * 3, PixelLayout::RGB};
+  }
+};
+
+// Frame `tag` splits at 5 * tag model columns (the model sees 64 columns, 5 frame pixels each).
+int split_of(std::int64_t tag) { return 5 * 5 * static_cast<int>(tag % 13); }
+
+// Whether a result's map is foreground exactly left of its tag's split.
+bool matches_its_frame(const SegmentResult& r) {
+  const int split_column = split_of(r.tag) / 5;
+  for (int x = 0; x < r.foreground.cols; ++x) {
+    const float v = r.foreground.at<float>(r.foreground.rows / 2, x);
+    if ((x < split_column) != (v > 0.5f)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST(AsyncSegmenter, GivesWhatRunGivesForTheSameFrame) {
+  Segmenter sync_seg(test_model("unet_rg"), Backend::Cpu);
+  Segmenter async_seg(test_model("unet_rg"), Backend::Cpu);
+  AsyncSegmenter async(async_seg);
+  SplitFrame frame(100);
+  const cv::Mat thumbnail(4, 4, CV_8UC1, cv::Scalar(42));
+
+  EXPECT_TRUE(async.submit(frame.view, 7, thumbnail));
+  async.wait_idle();
+  EXPECT_FALSE(async.busy());
+  SegmentResult r;
+  ASSERT_TRUE(async.take_latest(r));
+  EXPECT_EQ(r.tag, 7);
+  EXPECT_EQ(r.sequence, 1u);
+  EXPECT_EQ(cv::norm(r.thumbnail, thumbnail, cv::NORM_INF), 0);
+  EXPECT_TRUE(r.class_map.empty());
+  EXPECT_GT(r.times.forward_ms, 0);
+  EXPECT_GT(r.times.preprocess_ms, 0);
+
+  const Prediction& expected = sync_seg.run(frame.view);
+  EXPECT_EQ(cv::norm(r.foreground, expected.foreground, cv::NORM_INF), 0);
+  // Nothing newer: no copy, and the caller keeps what it had.
+  EXPECT_FALSE(async.take_latest(r));
+  EXPECT_EQ(r.tag, 7);
+}
+
+TEST(AsyncSegmenter, NewestFrameWinsAndEveryResultIsItsOwnFramesMask) {
+  Segmenter seg(test_model("unet_rg"), Backend::Cpu);
+  AsyncSegmenter async(seg);
+  std::vector<std::unique_ptr<SplitFrame>> frames;
+  for (int i = 0; i < 13; ++i) frames.emplace_back(new SplitFrame(split_of(i)));
+
+  SegmentResult r;
+  std::int64_t last_tag = -1;
+  const int submitted = 200;
+  for (std::int64_t tag = 0; tag < submitted; ++tag) {
+    async.submit(frames[tag % 13]->view, tag);
+    if (async.take_latest(r)) {
+      EXPECT_TRUE(matches_its_frame(r)) << "result tagged " << r.tag;
+      EXPECT_GT(r.tag, last_tag) << "results go forward in time";
+      last_tag = r.tag;
+    }
+  }
+  async.wait_idle();
+  ASSERT_TRUE(async.take_latest(r));
+  // The last frame handed over is always inferred, however many were replaced before it.
+  EXPECT_EQ(r.tag, submitted - 1);
+  EXPECT_TRUE(matches_its_frame(r));
+  EXPECT_LE(r.sequence, static_cast<std::uint64_t>(submitted));
+}
+
+TEST(AsyncSegmenter, TakeLatestReusesTheCallersMemory) {
+  Segmenter seg(test_model("unet_rg"), Backend::Cpu);
+  AsyncSegmenter async(seg);
+  SplitFrame a(split_of(1)), b(split_of(2));
+  SegmentResult r;
+  async.submit(a.view, 1);
+  async.wait_idle();
+  ASSERT_TRUE(async.take_latest(r));
+  const uchar* memory = r.foreground.data;
+  async.submit(b.view, 2);
+  async.wait_idle();
+  ASSERT_TRUE(async.take_latest(r));
+  EXPECT_EQ(r.tag, 2);
+  EXPECT_TRUE(matches_its_frame(r));
+  EXPECT_EQ(r.foreground.data, memory);
+}
+
+TEST(AsyncSegmenter, FlushForgetsResultsAndWaitingFrames) {
+  Segmenter seg(test_model("unet_rg"), Backend::Cpu);
+  AsyncSegmenter async(seg);
+  SplitFrame frame(100);
+  SegmentResult r;
+  async.submit(frame.view, 1);
+  async.submit(frame.view, 2);
+  async.flush();
+  async.wait_idle();
+  // Whatever was running when flush() came is dropped; nothing from before it is given.
+  EXPECT_FALSE(async.take_latest(r));
+  EXPECT_EQ(r.tag, -1);
+
+  async.submit(frame.view, 3);
+  async.wait_idle();
+  ASSERT_TRUE(async.take_latest(r));
+  EXPECT_EQ(r.tag, 3);
+  EXPECT_GE(r.sequence, 1u);
+}
+
+TEST(AsyncSegmenter, StopsWhileAFrameIsWaitingOrRunning) {
+  Segmenter seg(test_model("u2net_rsu"), Backend::Cpu);
+  SplitFrame frame(100);
+  for (int i = 0; i < 20; ++i) {
+    AsyncSegmenter async(seg);
+    async.submit(frame.view, 1);
+    async.submit(frame.view, 2);
+    // destroyed here, mid-forward or before it started: must neither hang nor crash
+  }
+  SUCCEED();
+}
+
+TEST(AsyncSegmenter, ABadFrameFailsOnTheSubmittingThread) {
+  Segmenter seg(test_model("unet_rg"), Backend::Cpu);
+  AsyncSegmenter async(seg);
+  FrameView empty;  // no pixels
+  EXPECT_THROW(async.submit(empty, 1), Error);
+  EXPECT_FALSE(async.busy());
+}
