@@ -88,8 +88,10 @@ logs=$root/logs/$flavour     # cmake/build logs of the last build, kept
 stamp=$prefix/.unetseg-build-stamp
 
 # ---------------------------------------------------------------------------
-# The cmake configuration. Everything not needed by core/imgproc/dnn is off;
-# Debian's tarball has no 3rdparty/, so nothing may be bundled or downloaded.
+# The cmake configuration. Everything not needed by core/imgproc/dnn (the library and the
+# element) and imgcodecs (the tools read JPEG photos and PNG masks) is off. Debian's tarball
+# has no 3rdparty/, so nothing may be bundled or downloaded: zlib, libjpeg-turbo, libpng and
+# protobuf come from Debian.
 src=$work/opencv-4.10.0
 npp=$work/npp-standin
 cmake_flags=(
@@ -111,14 +113,14 @@ cmake_flags=(
   -DWITH_HALIDE=OFF -DWITH_WEBNN=OFF -DWITH_TIMVX=OFF -DWITH_CANN=OFF
   -DWITH_GTK=OFF -DWITH_QT=OFF -DWITH_OPENGL=OFF -DWITH_VA=OFF -DWITH_VA_INTEL=OFF
   -DWITH_FFMPEG=OFF -DWITH_GSTREAMER=OFF -DWITH_V4L=OFF -DWITH_1394=OFF -DWITH_GPHOTO2=OFF
-  -DWITH_JPEG=OFF -DWITH_PNG=OFF -DWITH_TIFF=OFF -DWITH_WEBP=OFF -DWITH_OPENJPEG=OFF
+  -DWITH_JPEG=ON -DBUILD_JPEG=OFF -DWITH_PNG=ON -DBUILD_PNG=OFF -DWITH_TIFF=OFF -DWITH_WEBP=OFF -DWITH_OPENJPEG=OFF
   -DWITH_JASPER=OFF -DWITH_OPENEXR=OFF -DWITH_AVIF=OFF -DWITH_IMGCODEC_HDR=OFF
   -DWITH_GDAL=OFF
 )
 if [ "$flavour" = cuda ]; then
   arch=${OPENCV_CUDA_ARCH:-9.0}
   cmake_flags+=(
-    -DBUILD_LIST="core,imgproc,dnn,cudev"
+    -DBUILD_LIST="core,imgproc,imgcodecs,dnn,cudev"
     -DOPENCV_EXTRA_MODULES_PATH="$work/opencv_contrib-4.10.0/modules/cudev"
     -DWITH_CUDA=ON -DWITH_CUDNN=ON -DWITH_CUBLAS=ON -DOPENCV_DNN_CUDA=ON
     -DWITH_CUFFT=OFF -DWITH_NVCUVID=OFF -DWITH_NVCUVENC=OFF
@@ -134,7 +136,7 @@ if [ "$flavour" = cuda ]; then
   )
 else
   cmake_flags+=(
-    -DBUILD_LIST="core,imgproc,dnn"
+    -DBUILD_LIST="core,imgproc,imgcodecs,dnn"
     -DWITH_CUDA=OFF
     -DCMAKE_INSTALL_RPATH="$prefix/lib"
   )
@@ -178,7 +180,7 @@ start=$(date +%s)
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 packages=(build-essential cmake ninja-build pkgconf patch xz-utils zlib1g-dev
-          protobuf-compiler libprotobuf-dev)
+          libjpeg-dev libpng-dev protobuf-compiler libprotobuf-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
@@ -340,6 +342,7 @@ int main() {
     for (std::string line; std::getline(info, line);) {
         // the module list and the CUDA/cuDNN/protobuf lines
         if (line.find("To be built") != std::string::npos ||
+            line.find("JPEG:") != std::string::npos || line.find("PNG:") != std::string::npos ||
             line.find("CUDA") != std::string::npos || line.find("cuDNN") != std::string::npos ||
             line.find("NVIDIA") != std::string::npos || line.find("Protobuf") != std::string::npos)
             std::cout << line << "\n";
@@ -357,6 +360,10 @@ g++ -std=c++17 -O1 -o "$check/sanity" "$check/main.cpp" $(pkg-config --cflags --
   -Wl,-rpath,"$prefix/lib" || die "sanity check: cannot compile against $prefix"
 sanity_out=$("$check/sanity") || die "sanity check: the program built against $prefix does not run"
 echo "$sanity_out" >&2
+# The tools read JPEG photos and PNG masks: a build that lost either codec is not usable.
+for codec in JPEG PNG; do
+  grep -Eq "^ *$codec: +[^N ]" <<<"$sanity_out" || die "sanity check: imgcodecs in $prefix has no $codec"
+done
 if [ "$flavour" = cuda ]; then
   if ! grep -q 'cuDNN: *YES' <<<"$sanity_out" \
      || ! grep -q 'DNN_BACKEND_CUDA targets: [1-9]' <<<"$sanity_out"; then
