@@ -3,8 +3,10 @@
 # every figure): installs and builds like scripts/test.sh, fetches the models, then for each
 # model writes out/bench/NAME.txt (the tables) and out/bench/NAME.json (every figure).
 #
-# usage: scripts/bench.sh [--models NAME,NAME] [UNETSEG-BENCH OPTIONS ...]
+# usage: scripts/bench.sh [--models NAME,NAME] [--opencv system|4.10] [UNETSEG-BENCH OPTIONS ...]
 #   --models   catalog models (default portrait-unet); each gets its own run
+#   --opencv   the OpenCV to build against (scripts/build.sh): system (default, build/) or 4.10
+#              (build-opencv4.10/; files then named NAME-opencv4.10.*)
 #   options    passed on, e.g. --sizes 1080p --frames 50 --sections library,element,peer,memory
 #              (build/tools/unetseg-bench --help lists them)
 set -euo pipefail
@@ -15,24 +17,26 @@ say() { printf '%s: %s\n' "$prog" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 models=portrait-unet
+opencv=system
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) sed -n '/^# usage:/,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 0 ;;
     --models) [ $# -ge 2 ] || die "--models needs a value"; models=$2; shift ;;
     --models=*) models=${1#--models=} ;;
+    --opencv) [ $# -ge 2 ] || die "--opencv needs system or 4.10"; opencv=$2; shift ;;
+    --opencv=*) opencv=${1#--opencv=} ;;
     *) args+=("$1") ;;
   esac
   shift
 done
 
 "$repo/scripts/setup.sh" || die "scripts/setup.sh failed"
-build="$repo/build"
-if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" "$repo" >/dev/null || die "meson setup failed (see $build/meson-logs/meson-log.txt)"
-fi
-ninja -C "$build" gst-plugin/libgstunetseg.so tools/unetseg-bench >/dev/null ||
-  die "the build failed: run 'ninja -C $build' to see why"
+dir=$("$repo/scripts/build.sh" "$opencv" gst-plugin/libgstunetseg.so tools/unetseg-bench |
+      tail -n 1) || die "the build failed: run 'scripts/build.sh $opencv' to see why"
+build="$repo/$dir"
+suffix=""
+[ "$opencv" = system ] || suffix="-opencv$opencv"
 
 out="$repo/out/bench"
 mkdir -p "$out"
@@ -41,6 +45,6 @@ for name in "${names[@]}"; do
   "$repo/scripts/fetch-model.sh" "$name" >/dev/null || die "could not fetch the $name model"
   say "$name: $build/tools/unetseg-bench --model $name ${args[*]:-}"
   GST_PLUGIN_PATH_1_0="$build/gst-plugin" "$build/tools/unetseg-bench" --model "$name" \
-    --json "$out/$name.json" "${args[@]}" | tee "$out/$name.txt"
+    --json "$out/$name$suffix.json" "${args[@]}" | tee "$out/$name$suffix.txt"
 done
 say "wrote $out"

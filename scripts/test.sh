@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds unetseg and runs every test: library units, the mask meta (C and Python), the element
 # in GstHarness, bad input, a real clip through a real model, the tools. Installs what it needs
-# first. It can do all of it against each OpenCV unetseg supports:
+# first. It does all of it against each OpenCV unetseg supports (scripts/build.sh):
 #
 #   build/                 Debian's OpenCV 4.6 (the zero-setup default)
 #   build-opencv4.10/      OpenCV 4.10 built by scripts/build-opencv.sh into the cache (with the
@@ -10,29 +10,17 @@
 #
 # usage: scripts/test.sh [SUITE ...]
 #   SUITE                  only the meson suites named (see `meson test -C build --list`)
-#   UNETSEG_OPENCV=system  the system OpenCV only (the default until the 4.10 build has the
-#                          image codecs the tools need), =4.10 the built one only, =both
+#   UNETSEG_OPENCV=both    both builds (the default), =system or =4.10 only one
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 
-case "${UNETSEG_OPENCV:-system}" in
+case "${UNETSEG_OPENCV:-both}" in
   both) flavours=(system 4.10) ;;
-  system | 4.10) flavours=("${UNETSEG_OPENCV:-system}") ;;
+  system | 4.10) flavours=("$UNETSEG_OPENCV") ;;
   *) echo "test.sh: UNETSEG_OPENCV must be system, 4.10 or both, not '$UNETSEG_OPENCV'" >&2; exit 2 ;;
 esac
-
-# Configures and builds one build directory, pointing meson at the OpenCV to use.
-build() {
-  local dir=$1 pkg_config_path=$2
-  if [ -f "$dir/build.ninja" ]; then
-    meson setup --reconfigure "$dir" -Dpkg_config_path="$pkg_config_path" >/dev/null
-  else
-    meson setup "$dir" -Dpkg_config_path="$pkg_config_path" >/dev/null
-  fi
-  ninja -C "$dir" | tail -n 1
-}
 
 # One line with the number of test cases, not just of suites: GoogleTest's and Python unittest's
 # own counts where they printed them, one case for any other test.
@@ -67,16 +55,8 @@ PY
 status=0
 counts=()
 for flavour in "${flavours[@]}"; do
-  if [ "$flavour" = system ]; then
-    dir=build
-    pkg_config_path=""
-  else
-    dir=build-opencv4.10
-    prefix=$(scripts/build-opencv.sh | tail -n 1)
-    pkg_config_path=$prefix/lib/pkgconfig
-  fi
-  echo "== OpenCV $flavour: $dir/"
-  build "$dir" "$pkg_config_path"
+  echo "== OpenCV $flavour"
+  dir=$(scripts/build.sh "$flavour" | tail -n 1)
   meson test -C "$dir" --print-errorlogs --num-processes 1 "$@" || status=$?
   counts+=("$(count "$dir" "$dir")")
 done
