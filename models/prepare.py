@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""Rewrite an ONNX model into plain fp32 ONNX that OpenCV 4.6 DNN loads, and prove it.
+"""Rewrite an ONNX model into ONNX that OpenCV DNN (4.6 by default) loads, and prove it.
 
 OpenCV 4.6's ONNX importer refuses graphs that other runtimes accept. The rewrites here are the
 ones the project's real models need, each exact (the rewritten graph computes what the original
-one defines):
+one defines). Which of them a model needs depends on the OpenCV version it is prepared for
+(--for-opencv X.Y, default the version of the cv2 module that runs this; see plan_steps):
 
   fp16_to_fp32             fp16 initializers/constants become fp32 and the Cast nodes between
                            fp16 and fp32 go ("Unsupported data type: FLOAT16").
@@ -16,10 +17,15 @@ one defines):
   keep_output:NAME         keeps only that graph output and drops what only fed the others
                            (U2-Net/ISNet side outputs d1..d6: less work per frame).
 
+The nodes are always put in topological order on loading (producers first: ONNX requires it,
+OpenCV 4.10 refuses a file without it), whatever steps run, even none.
+
 After writing, the result is loaded with cv2.dnn.readNetFromONNX and run once; the output is
 compared with a reference run of the SOURCE graph (OpenCV itself when it loads the source, else
 the small numpy evaluator below), and the difference is printed. A model OpenCV cannot load is
-never written.
+never written. When the target OpenCV is not the cv2 that runs this, cv2 proves nothing: the
+check then runs --check-with PROGRAM (unetseg-segment built against the target OpenCV), or is
+skipped with a notice saying so.
 
 Runs with Debian's /usr/bin/python3 and python3-onnx, python3-numpy, python3-opencv.
 """
@@ -30,6 +36,9 @@ import heapq
 import json
 import math
 import os
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,8 +67,9 @@ class PrepareError(Exception):
 # ---------------------------------------------------------------------------------------------
 # Loading
 
-def load_model(path):
-    """Reads and validates an ONNX file, turning every way it can be broken into a clear message."""
+def load_model(path, log=None):
+    """Reads and validates an ONNX file, turning every way it can be broken into a clear message.
+    The nodes come back in topological order (logged when `log` is given and they were not)."""
     if not os.path.exists(path):
         raise PrepareError(f"{path}: no such file")
     if os.path.isdir(path):
@@ -81,8 +91,14 @@ def load_model(path):
         raise PrepareError(f"{path} is not an ONNX model (no graph nodes): a corrupt or truncated "
                            "file? Fetch it again and check its sha256.")
     # Converters (e.g. onnxruntime's fp16 tool, as in ISNet) append nodes out of order; ONNX
-    # requires, and OpenCV's importer assumes, producers before consumers.
-    topological_sort(model.graph)
+    # requires, and OpenCV's importer assumes, producers before consumers (OpenCV 4.10 refuses
+    # ISNet's unsorted file: "Node [Conv]:(/conv_in/Conv) parse error"). Always done, so that
+    # every written model is sorted even when no step runs.
+    early = topological_sort(model.graph)
+    if early and log:
+        log(f"  topological order: {early} of {len(model.graph.node)} nodes read a value made "
+            "further down the file: sorted producers first (ONNX requires it; OpenCV 4.10 "
+            "refuses the file otherwise)")
     try:
         onnx.checker.check_model(model)
     except Exception as e:
@@ -92,7 +108,9 @@ def load_model(path):
 
 
 def topological_sort(graph):
-    """Orders the nodes producers-first, keeping the file's order wherever it already is."""
+    """Orders the nodes producers-first, keeping the file's order wherever it already is.
+    Returns how many nodes read a value that a later node makes (0: already sorted, or a cycle
+    left as it is)."""
     known = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
     nodes = list(graph.node)
     waiting = [sum(1 for i in set(n.input) if i not in known) for n in nodes]
@@ -113,10 +131,13 @@ def topological_sort(graph):
                 if waiting[r] == 0:
                     heapq.heappush(ready, r)
     if len(order) != len(nodes):
-        return  # a cycle or a missing input: leave the order, the checker names the culprit
+        return 0  # a cycle or a missing input: leave the order, the checker names the culprit
+    made_at = {out: k for k, n in enumerate(nodes) for out in n.output}
+    early = sum(1 for k, n in enumerate(nodes) if any(made_at.get(i, -1) > k for i in n.input))
     if order != list(range(len(nodes))):
         del graph.node[:]
         graph.node.extend(nodes[k] for k in order)
+    return early
 
 
 def opset_of(model):
@@ -480,23 +501,93 @@ def parse_step(step):
     return name, arg or None
 
 
-def auto_steps(model):
-    """The rewrites this model needs for OpenCV 4.6, found by looking at it."""
+# ---------------------------------------------------------------------------------------------
+# The target OpenCV version
+
+OLDEST_OPENCV = (4, 6)  # the oldest OpenCV the project builds against (Debian's, python3-opencv)
+
+
+def parse_opencv_version(text):
+    """'4.10' (or '4.10.0', as cv2.__version__ writes it) -> (4, 10); PrepareError otherwise."""
+    m = re.fullmatch(r"\s*(\d+)\.(\d+)(?:\.\d+)?(?:[-+][\w.-]*)?\s*", str(text))
+    if not m:
+        raise PrepareError(f"bad OpenCV version '{text}': give it as X.Y, e.g. 4.6 or 4.10")
+    version = (int(m.group(1)), int(m.group(2)))
+    if version < OLDEST_OPENCV:
+        raise PrepareError(f"OpenCV {text} is older than the oldest OpenCV the project supports "
+                           f"({version_text(OLDEST_OPENCV)})")
+    return version
+
+
+def version_text(version):
+    return f"{version[0]}.{version[1]}"
+
+
+def running_opencv():
+    """The (major, minor) of the cv2 module this Python imports, or None without one."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return parse_opencv_version(cv2.__version__)
+
+
+def has_fp16(model):
     graph = model.graph
-    steps = []
-    has_fp16 = any(t.data_type == FLOAT16 for t in graph.initializer) or any(
+    return any(t.data_type == FLOAT16 for t in graph.initializer) or any(
         (n.op_type == "Cast" and attr(n, "to") == FLOAT16) or any(
             a.type == onnx.AttributeProto.TENSOR and a.t.data_type == FLOAT16 for a in n.attribute)
         for n in graph.node)
-    if has_fp16:
-        steps.append("fp16_to_fp32")
-    for n in graph.node:
+
+
+def has_asymmetric_conv_transpose(model):
+    for n in model.graph.node:
         if n.op_type == "ConvTranspose":
             pads = list(attr(n, "pads", []))
             if pads[:len(pads) // 2] != pads[len(pads) // 2:]:
-                steps.append("fix_conv_transpose_pads")
-                break
-    return steps
+                return True
+    return False
+
+
+def plan_steps(model, opencv=None):
+    """What each automatic rewrite means for this model and the target OpenCV (major, minor;
+    None: the cv2 that runs this, or the oldest supported without one). Returns a list of
+    (step, needed, reason) for the rewrites that concern the model: the needed ones first
+    are what auto_steps returns; the others are skipped, and the reason says why.
+
+    Measured with the project's real models (OpenCV 4.6 = Debian's python3-opencv, 4.10 =
+    scripts/build-opencv.sh): those are the only versions measured.
+      fp16 values: 4.6 refuses them ("Unsupported data type: FLOAT16"), topologically sorted or
+        not; 4.10 loads and runs ISNet with its fp16 weights and Cast nodes as they are. 4.7 to
+        4.9 were not measured, so they keep the rewrite (fp32 loads in every version); versions
+        after 4.10 are taken to read fp16 as 4.10 does.
+      asymmetric ConvTranspose pads (the Prisma portrait U-Net): 4.6 refuses them at import,
+        4.10 at its first forward ("Unsupported asymmetric padding in deconvolution layer"):
+        needed for every version.
+    (The topological order is not a step: load_model always sorts.)"""
+    if opencv is None:
+        opencv = running_opencv() or OLDEST_OPENCV
+    v = version_text(opencv)
+    plan = []
+    if has_fp16(model):
+        if opencv < (4, 10):
+            plan.append(("fp16_to_fp32", True,
+                         f"the model holds fp16 values, which OpenCV {v} refuses" if opencv ==
+                         (4, 6) else f"the model holds fp16 values; OpenCV 4.6 refuses them, "
+                         f"4.10 reads them, {v} was not measured"))
+        else:
+            plan.append(("fp16_to_fp32", False, f"not needed for OpenCV {v} (it reads fp16 "
+                         "values: they stay fp16)"))
+    if has_asymmetric_conv_transpose(model):
+        plan.append(("fix_conv_transpose_pads", True,
+                     "asymmetric ConvTranspose pads, which OpenCV 4.6 and 4.10 both refuse"))
+    return plan
+
+
+def auto_steps(model, opencv=None):
+    """The rewrites this model needs for the target OpenCV (major, minor; None: the cv2 that runs
+    this), found by looking at it. See plan_steps for which version needs what."""
+    return [step for step, needed, _ in plan_steps(model, opencv) if needed]
 
 
 def apply_steps(model, steps, log):
@@ -954,7 +1045,7 @@ def check(path, source, prepared, log, spec=None, image=None, reference="auto", 
     src_hw = input_hw(source, hw)
     src_blob = make_blob(img, src_hw[1], src_hw[0], spec)
     if reference in ("auto", "opencv") and src_outputs[0] == out_name and (
-            reference == "opencv" or not auto_steps(source)):
+            reference == "opencv" or not auto_steps(source, running_opencv())):
         # The source itself in OpenCV (when it loads as is; a source that needs the fp16 or
         # pads rewrite cannot, and trying only makes OpenCV print errors): the most direct one.
         try:
@@ -989,16 +1080,150 @@ def check(path, source, prepared, log, spec=None, image=None, reference="auto", 
     return result
 
 
+def program_opencv(exe):
+    """The (major, minor) of the OpenCV DNN library a program is linked with, read from ldd
+    (libopencv_dnn.so.410 = 4.10, .406 = 4.6); None when that cannot be told."""
+    try:
+        r = subprocess.run(["ldd", exe], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"libopencv_dnn\.so\.(\d+)(\d\d)\b", r.stdout)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def check_with_program(path, prepared, program, sidecar, opencv, log, image=None,
+                       reference="auto", tolerance=None):
+    """The check for an OpenCV other than the cv2 here: `program` (unetseg-segment built against
+    that OpenCV) segments the check picture with the written model and its sidecar:
+        PROGRAM --model DIR/model.onnx DIR/input.png --npy DIR/map.npy
+    (model.onnx a link to the written file, model.json a copy of the sidecar). Its exit status
+    and a finite map prove that OpenCV loads and runs the model. The picture is written at the
+    model's input size, so that the program's resize is the identity and the blob is the one
+    make_blob makes; for a 'probability' output the map is also compared with the numpy
+    evaluator's run of the prepared graph (min-max normalised when the sidecar says so)."""
+    v = version_text(opencv)
+    exe = program if os.sep in program else shutil.which(program)
+    if not exe or not os.path.isfile(exe) or not os.access(exe, os.X_OK):
+        raise PrepareError(f"--check-with {program}: no such executable program")
+    linked = program_opencv(exe)
+    if linked is not None and linked != opencv:
+        raise PrepareError(f"--check-with {program} runs OpenCV {version_text(linked)} "
+                           f"(libopencv_dnn), not {v}: give the unetseg-segment built against "
+                           f"OpenCV {v}")
+    try:
+        with open(sidecar) as f:
+            side = json.load(f)
+        inp, outp = side.get("input", {}), side.get("output", {})
+        w, h = int(inp["width"]), int(inp["height"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise PrepareError(f"cannot read the input size from the sidecar {sidecar}: "
+                           f"{type(e).__name__}: {e}") from None
+    hw = input_hw(prepared)
+    if hw is not None and hw != (h, w):
+        raise PrepareError(f"the sidecar {sidecar} says input {w}x{h}, the prepared model's "
+                           f"input is {hw[1]}x{hw[0]}")
+    try:
+        import cv2
+    except ImportError:
+        raise PrepareError("the check picture needs OpenCV's Python module (any version): "
+                           "apt-get install python3-opencv") from None
+    img = check_image(image)
+    small = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    with tempfile.TemporaryDirectory(prefix="prepare-check.") as d:
+        model_path = os.path.join(d, "model.onnx")
+        os.symlink(os.path.abspath(path), model_path)
+        shutil.copyfile(sidecar, os.path.join(d, "model.json"))
+        png, npy = os.path.join(d, "input.png"), os.path.join(d, "map.npy")
+        cv2.imwrite(png, cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+        cmd = [exe, "--model", model_path, png, "--npy", npy]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise PrepareError(f"--check-with {program} did not run: {e}") from None
+        said = [line.strip() for line in (r.stderr + r.stdout).splitlines() if line.strip()]
+        if r.returncode != 0:
+            raise PrepareError(f"OpenCV {v} ({program}) refuses the prepared model (exit "
+                               f"{r.returncode}): {' | '.join(said[-4:]) or 'no message'}")
+        try:
+            got = np.load(npy).astype(np.float32)
+        except (OSError, ValueError) as e:
+            raise PrepareError(f"--check-with {program} wrote no readable map: {e}") from None
+    if not np.all(np.isfinite(got)):
+        raise PrepareError(f"OpenCV {v}'s forward pass of the prepared model gives NaN or "
+                           "infinity")
+    timing = next((line for line in reversed(said) if "forward" in line), "")
+    log(f"  check: OpenCV {v} ({program}) loads and runs it: map "
+        f"{'x'.join(map(str, got.shape))}, values {got.min():.3g}..{got.max():.3g}"
+        + (f"\n    {timing}" if timing else ""))
+    result = {"checked_with": program}
+    m = re.search(r"forward ([0-9.]+) ms", timing)
+    if m:
+        result["forward_s"] = float(m.group(1)) / 1000
+    if reference == "none":
+        return result
+    if outp.get("kind") != "probability":
+        log(f"  check: no numpy comparison (done for 'probability' outputs; this sidecar's "
+            f"output: {outp.get('kind')})")
+        return result
+    names = [o.name for o in prepared.graph.output]
+    out_name = outp.get("name") or names[min(int(outp.get("index", 0)), len(names) - 1)]
+    if out_name not in names:
+        raise PrepareError(f"the sidecar reads output '{out_name}'; the model's outputs are: "
+                           f"{', '.join(names)}")
+    blob = make_blob(small, w, h, inp)
+    ref, took = numpy_reference(prepared, out_name, blob, log)
+    if ref is None:
+        return result
+    ref = ref.reshape(ref.shape[-2:]) if ref.size == got.size else None
+    if ref is None:
+        raise PrepareError(f"the map's shape {got.shape} does not match the model output's")
+    if outp.get("minmax", False):
+        ref = (ref - ref.min()) / max(float(ref.max() - ref.min()), 1e-12)
+    diff = float(np.abs(got - ref).max())
+    limit = tolerance if tolerance is not None else 0.01
+    log(f"  check: max |OpenCV {v}(prepared) - numpy(prepared)| = {diff:.3g} (the reference "
+        f"took {took})")
+    if diff > limit:
+        raise PrepareError(f"OpenCV {v}'s map differs from the numpy run of the prepared graph by "
+                           f"{diff:.3g} (more than {limit:.3g})")
+    result["max_abs_diff"] = diff
+    return result
+
+
+def not_checked_notice(out_path, opencv, running):
+    v = version_text(opencv)
+    here = f"OpenCV {version_text(running)}" if running else "no OpenCV"
+    stem = os.path.splitext(out_path)[0]
+    return (f"  NOT CHECKED: OpenCV {v} has not loaded {out_path} (the cv2 here is {here}, "
+            f"which proves nothing about {v}). Check it with unetseg-segment built against "
+            f"OpenCV {v} (e.g. build-opencv{v}/tools/unetseg-segment), the sidecar {stem}.json "
+            f"beside the model:\n"
+            f"      unetseg-segment --model {out_path} IMAGE --npy MAP.npy\n"
+            f"    or prepare again with --check-with PROGRAM --spec SIDECAR.json")
+
+
 # ---------------------------------------------------------------------------------------------
 
 def prepare_file(src_path, out_path, steps, log=print, do_check=True, spec=None, image=None,
-                 reference="auto", tolerance=None, reference_cache=None):
+                 reference="auto", tolerance=None, reference_cache=None, opencv=None,
+                 check_with=None, sidecar=None):
     """Prepares src_path into out_path. out_path appears only when everything passed (a temp
-    file beside it, renamed at the end); on failure nothing is left behind."""
-    source = load_model(src_path)
+    file beside it, renamed at the end); on failure nothing is left behind.
+
+    opencv: the target OpenCV (major, minor); None: the cv2 that runs this. The cv2 check runs
+    when that is the target; check_with (a program, see check_with_program; it needs `sidecar`,
+    the sidecar JSON file) checks with the target's OpenCV; without either, a notice says that
+    the result was not loaded by the target."""
+    running = running_opencv()
+    target = opencv or running or OLDEST_OPENCV
+    if do_check and check_with and not sidecar:
+        raise PrepareError(f"--check-with {check_with} needs the model's sidecar (the program "
+                           "reads it beside the model): give --spec SIDECAR.json")
+    log(f"preparing {src_path} for OpenCV {version_text(target)}: steps "
+        f"{', '.join(steps) if steps else '(none)'}")
+    source = load_model(src_path, log)
     model = onnx.ModelProto()
     model.CopyFrom(source)
-    log(f"preparing {src_path}: steps {', '.join(steps) if steps else '(none)'}")
     apply_steps(model, steps, log)
     try:
         onnx.checker.check_model(model)
@@ -1010,13 +1235,23 @@ def prepare_file(src_path, out_path, steps, log=print, do_check=True, spec=None,
         raise PrepareError(f"the output directory {out_dir} does not exist")
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix="." + os.path.basename(out_path) + ".",
                                suffix=".tmp")
+    notice = None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(model.SerializeToString())
         result = None
         if do_check:
-            result = check(tmp, source, model, log, spec=spec, image=image, reference=reference,
-                           tolerance=tolerance, reference_cache=reference_cache)
+            # Without any cv2, check() says to install it (unless a program checks instead).
+            if target == running or (running is None and not check_with):
+                result = check(tmp, source, model, log, spec=spec, image=image,
+                               reference=reference, tolerance=tolerance,
+                               reference_cache=reference_cache)
+            if check_with:
+                result = dict(result or {}, **check_with_program(
+                    tmp, model, check_with, sidecar, target, log, image=image,
+                    reference=reference, tolerance=tolerance))
+            elif target != running:
+                notice = not_checked_notice(out_path, target, running)
         os.chmod(tmp, 0o644)
         os.replace(tmp, out_path)
     except BaseException:
@@ -1024,14 +1259,18 @@ def prepare_file(src_path, out_path, steps, log=print, do_check=True, spec=None,
             os.remove(tmp)
         raise
     log(f"wrote {out_path}")
+    if notice:
+        log(notice)
     return result
 
 
 HELP_DESCRIPTION = """\
-Rewrite an ONNX model so that OpenCV 4.6 DNN (cv2.dnn.readNetFromONNX) loads it, and prove it.
+Rewrite an ONNX model so that OpenCV DNN (cv2.dnn.readNetFromONNX) loads it, and prove it.
 
-With no rewrite option, the ones the model needs are found by looking at it: fp16_to_fp32 when
-it holds fp16 values, fix_conv_transpose_pads when a ConvTranspose has asymmetric pads."""
+With no rewrite option, the ones the model needs for the target OpenCV (--for-opencv) are found
+by looking at it: fp16_to_fp32 when it holds fp16 values and the target is older than 4.10,
+fix_conv_transpose_pads when a ConvTranspose has asymmetric pads (every version). The nodes are
+always sorted producers first (OpenCV 4.10 refuses an unsorted file)."""
 
 HELP_EPILOG = """\
 the check (on by default): the written model is loaded with cv2.dnn.readNetFromONNX and run
@@ -1043,14 +1282,29 @@ also run by numpy to show that OpenCV computes it exactly. A model that OpenCV c
 whose output differs from the reference by more than the tolerance (default 1% of the output's
 range), is not written.
 
+When the target (--for-opencv) is not the version of the cv2 here, cv2 proves nothing: with
+--check-with PROGRAM (unetseg-segment built against the target, see tools/segment_image.cpp)
+and --spec, PROGRAM segments the check picture with the written model and its sidecar; without
+it the model is written unchecked, and a notice says so and how to check it.
+
 examples:
   prepare.py isnet_fp16.onnx isnet-320.onnx --keep-output output --fp32 --input-size 320 \\
              --spec isnet-320.json --check-image person.jpg
   prepare.py prisma_nchw.onnx portrait-unet.onnx       # finds fix_conv_transpose_pads itself
   prepare.py model.onnx out.onnx --steps fp16_to_fp32,fix_input_size:512x384
+  prepare.py isnet_fp16.onnx isnet-320.onnx --for-opencv 4.10 --keep-output output \\
+             --input-size 320 --spec isnet-320.json \\
+             --check-with build-opencv4.10/tools/unetseg-segment      # keeps fp16 weights
 
 exit status: 0 written; 1 refused (the message says why and what to do); 2 bad usage.
 """
+
+
+def opencv_version_arg(text):
+    try:
+        return parse_opencv_version(text)
+    except PrepareError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv=None):
@@ -1077,6 +1331,10 @@ def main(argv=None):
     rw.add_argument("--steps", metavar="LIST", dest="steps_list",
                     help="comma-separated steps as in models/catalog.toml: fp16_to_fp32, "
                     "fix_conv_transpose_pads, fix_input_size:N|WxH, keep_output:NAME")
+    parser.add_argument("--for-opencv", metavar="X.Y", type=opencv_version_arg,
+                        help="the OpenCV version the model is for: decides which rewrites are "
+                        "needed and how the result is checked (default: the cv2 here, "
+                        f"{version_text(running_opencv() or OLDEST_OPENCV)})")
     ck = parser.add_argument_group("the check")
     ck.add_argument("--check", dest="check", action="store_true", default=True,
                     help="check with OpenCV before writing (default)")
@@ -1087,6 +1345,9 @@ def main(argv=None):
                     "(docs/MODEL_SPEC.md; default RGB, x/255)")
     ck.add_argument("--check-image", metavar="IMAGE",
                     help="run the check on this photo (default: a synthetic picture)")
+    ck.add_argument("--check-with", metavar="PROGRAM",
+                    help="check with this program, unetseg-segment built against the target "
+                    "OpenCV (needs --spec): PROGRAM --model OUT.onnx IMAGE --npy MAP.npy")
     ck.add_argument("--reference", choices=["auto", "opencv", "numpy", "none"], default="auto",
                     help="what to compare with (default auto: OpenCV on the source if it loads "
                     "as is, else numpy)")
@@ -1096,6 +1357,10 @@ def main(argv=None):
     singles = args.keep_output or args.fp32 or args.fix_pads or args.input_size
     if args.steps_list and singles:
         parser.error("--steps cannot be combined with the single rewrite options")
+    if args.check_with and not args.check:
+        parser.error("--check-with cannot be combined with --no-check")
+    running = running_opencv()
+    target = args.for_opencv or running or OLDEST_OPENCV
 
     def log(msg):
         print(msg, flush=True)
@@ -1110,18 +1375,43 @@ def main(argv=None):
                 ([f"fix_input_size:{args.input_size}"] if args.input_size else [])
         for s in steps:
             parse_step(s)
+        sidecar = args.spec
+        if args.check_with and not sidecar:
+            beside = os.path.splitext(args.output)[0] + ".json"
+            if not os.path.isfile(beside):
+                raise PrepareError(f"--check-with needs the model's sidecar (the program reads "
+                                   f"it beside the model): give --spec SIDECAR.json, or put it "
+                                   f"at {beside}")
+            sidecar = beside
         spec = None
-        if args.spec:
+        if sidecar:
             try:
-                with open(args.spec) as f:
+                with open(sidecar) as f:
                     spec = json.load(f).get("input", {})
             except (OSError, ValueError, AttributeError) as e:
-                raise PrepareError(f"cannot read the sidecar {args.spec}: {e}") from None
+                raise PrepareError(f"cannot read the sidecar {sidecar}: {e}") from None
+        v = version_text(target)
         if not steps:
-            steps = auto_steps(load_model(args.input))
-            log(f"no rewrite asked for; this model needs: {', '.join(steps) or 'nothing'}")
+            plan = plan_steps(load_model(args.input), target)
+            steps = [step for step, needed, _ in plan if needed]
+            log(f"no rewrite asked for; for OpenCV {v} this model needs: "
+                f"{', '.join(steps) or 'nothing'}")
+            for step, needed, why in plan:
+                log(f"  {step}: {why}" if needed else f"  {step}: skipped, {why}")
+        elif args.for_opencv:
+            # The steps asked for run as asked; say what the target needs beside them.
+            plan = plan_steps(load_model(args.input), target)
+            asked = {parse_step(s)[0] for s in steps}
+            for step, needed, why in plan:
+                if needed and step not in asked:
+                    log(f"warning: {step} is not in the steps, but OpenCV {v} needs it: {why}")
+                elif not needed and step in asked:
+                    log(f"note: {step} runs as asked, but is {why}")
+                elif not needed:
+                    log(f"{step}: {why}")
         prepare_file(args.input, args.output, steps, log=log, do_check=args.check, spec=spec,
-                     image=args.check_image, reference=args.reference, tolerance=args.tolerance)
+                     image=args.check_image, reference=args.reference, tolerance=args.tolerance,
+                     opencv=target, check_with=args.check_with, sidecar=sidecar)
     except PrepareError as e:
         print(f"prepare.py: error: {e}", file=sys.stderr)
         print(f"prepare.py: nothing was written to {args.output}", file=sys.stderr)

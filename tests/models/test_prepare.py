@@ -546,6 +546,234 @@ class CommandLine(Base):
         self.assertEqual(prepare.input_hw(onnx.load(out)), (32, 64))
 
 
+
+# --- the target OpenCV version (--for-opencv) -------------------------------------------------
+
+# unetseg-segment of the build under test (meson passes it): its OpenCV is the one these tests
+# prepare for and check with, so each build proves its own version's path for real.
+SEGMENT = os.environ.get("UNETSEG_SEGMENT") or os.path.join(ROOT, "build", "tools",
+                                                            "unetseg-segment")
+
+
+def is_sorted(graph):
+    made = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    for n in graph.node:
+        if any(i not in made for i in n.input):
+            return False
+        made.update(n.output)
+    return True
+
+
+class ForOpenCV(Base):
+    """Which rewrites each OpenCV version gets, and how a model for another OpenCV than the cv2
+    here is checked."""
+
+    @staticmethod
+    def fp16_unsorted():
+        """A 1-channel probability map from fp16 weights, its nodes out of order as in ISNet (the
+        Cast making the Conv's input comes after the Conv); 16x16."""
+        w = weights(1, 3, 3, 3).astype(np.float16)
+        nodes = [
+            helper.make_node("Conv", ["x16", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+            helper.make_node("Sigmoid", ["c"], ["s"]),
+            helper.make_node("Cast", ["s"], ["y"], to=FLOAT),
+            helper.make_node("Cast", ["x"], ["x16"], to=FLOAT16),
+        ]
+        graph = helper.make_graph(nodes, "unsorted", [value("x", [1, 3, 16, 16])],
+                                  [value("y", [1, 1, 16, 16])],
+                                  initializer=[numpy_helper.from_array(w, "w")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 7
+        return model, w
+
+    def sidecar(self, size=16):
+        path = os.path.join(self.dir, "spec.json")
+        with open(path, "w") as f:
+            f.write('{"name": "t", "input": {"width": %d, "height": %d}, '
+                    '"output": {"kind": "probability"}}' % (size, size))
+        return path
+
+    def fake_program(self, body):
+        """A stand-in for unetseg-segment: a script run as PROGRAM --model M IMAGE --npy MAP."""
+        path = os.path.join(self.dir, "fake-segment")
+        with open(path, "w") as f:
+            f.write(f"#!{sys.executable}\nimport sys, numpy as np\n"
+                    "a = sys.argv; npy = a[a.index('--npy') + 1]; model = a[a.index('--model') + 1]\n"
+                    + body)
+        os.chmod(path, 0o755)
+        return path
+
+    def test_versions(self):
+        self.assertEqual(prepare.parse_opencv_version("4.10"), (4, 10))
+        self.assertEqual(prepare.parse_opencv_version("4.6.0"), (4, 6))  # as cv2.__version__
+        self.assertEqual(prepare.running_opencv(), prepare.parse_opencv_version(cv2.__version__))
+        for bad in ("banana", "4", "4.x", "", "4.10.0.0.1"):
+            with self.assertRaises(prepare.PrepareError) as cm:
+                prepare.parse_opencv_version(bad)
+            self.assertIn("give it as X.Y", str(cm.exception))
+        with self.assertRaises(prepare.PrepareError) as cm:
+            prepare.parse_opencv_version("4.5")
+        self.assertIn("oldest OpenCV the project supports (4.6)", str(cm.exception))
+
+    def test_auto_steps_fp16(self):
+        model, _ = self.fp16_unsorted()
+        self.assertEqual(prepare.auto_steps(model, (4, 6)), ["fp16_to_fp32"])
+        self.assertEqual(prepare.auto_steps(model, (4, 8)), ["fp16_to_fp32"])  # not measured
+        self.assertEqual(prepare.auto_steps(model, (4, 10)), [])
+        self.assertEqual(prepare.auto_steps(model, (5, 0)), [])
+        # Without a version: the cv2 here.
+        self.assertEqual(prepare.auto_steps(model), prepare.auto_steps(
+            model, prepare.running_opencv()))
+        (step, needed, why), = prepare.plan_steps(model, (4, 10))
+        self.assertEqual((step, needed), ("fp16_to_fp32", False))
+        self.assertIn("not needed for OpenCV 4.10", why)
+        self.assertIn("was not measured", prepare.plan_steps(model, (4, 8))[0][2])
+
+    def test_auto_steps_asymmetric_pads(self):
+        model, _, _ = ConvTransposePads.model([0, 0, 1, 1])
+        for version in ((4, 6), (4, 8), (4, 10), (5, 0)):
+            self.assertEqual(prepare.auto_steps(model, version), ["fix_conv_transpose_pads"])
+        # fp16 and asymmetric pads together: 4.10 gets the pads rewrite only.
+        for i, t in enumerate(model.graph.initializer):
+            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(
+                numpy_helper.to_array(t).astype(np.float16), t.name))
+        self.assertEqual(prepare.auto_steps(model, (4, 6)),
+                         ["fp16_to_fp32", "fix_conv_transpose_pads"])
+        self.assertEqual(prepare.auto_steps(model, (4, 10)), ["fix_conv_transpose_pads"])
+
+    def test_sorted_even_without_steps(self):
+        # For 4.10 the fp16 graph needs no step, but its nodes still get sorted (4.10 refuses
+        # the unsorted file); the fp16 weights and Casts stay as they are.
+        model, w = self.fp16_unsorted()
+        src = self.save(model)
+        self.assertFalse(is_sorted(onnx.load(src).graph))
+        out, result = self.prepare(src, [], opencv=(4, 10))
+        self.assertIsNone(result)  # cv2 here is 4.6: it cannot prove a 4.10 model
+        prepared = onnx.load(out)
+        self.assertTrue(is_sorted(prepared.graph))
+        self.assertEqual([t.data_type for t in prepared.graph.initializer], [FLOAT16])
+        np.testing.assert_array_equal(numpy_helper.to_array(prepared.graph.initializer[0]), w)
+        self.assertEqual(sum(n.op_type == "Cast" for n in prepared.graph.node), 2)
+        self.assert_opencv_refuses(out, "FLOAT16")  # for 4.10 only, indeed
+        text = "\n".join(self.log)
+        self.assertIn("1 of 4 nodes read a value made further down", text)
+        self.assertIn("NOT CHECKED: OpenCV 4.10 has not loaded", text)
+        self.assertIn("unetseg-segment --model", text)
+
+    def test_cli(self):
+        model, _ = self.fp16_unsorted()
+        src = self.save(model)
+        out = os.path.join(self.dir, "cli.onnx")
+        r = self.run_cli(src, out, "--for-opencv", "banana")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("argument --for-opencv: bad OpenCV version 'banana': give it as X.Y",
+                      r.stderr)
+        r = self.run_cli(src, out, "--for-opencv", "4.5")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("older than the oldest", r.stderr)
+        self.assertFalse(os.path.exists(out))
+        # 4.10: fp16_to_fp32 skipped, and said why; fp16 initializers kept; written unchecked.
+        r = self.run_cli(src, out, "--for-opencv", "4.10")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("for OpenCV 4.10 this model needs: nothing", r.stdout)
+        self.assertIn("fp16_to_fp32: skipped, not needed for OpenCV 4.10", r.stdout)
+        self.assertIn("NOT CHECKED", r.stdout)
+        self.assertEqual([t.data_type for t in onnx.load(out).graph.initializer], [FLOAT16])
+        # The default is the cv2 here (4.6): converted, and checked by cv2.
+        r = self.run_cli(src, out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"for OpenCV {prepare.version_text(prepare.running_opencv())} this model "
+                      "needs: fp16_to_fp32", r.stdout)
+        self.assertIn("max |OpenCV(prepared)", r.stdout)
+        self.assertEqual([t.data_type for t in onnx.load(out).graph.initializer], [FLOAT])
+        # Steps asked for run as asked; --for-opencv says what they leave out or need not do.
+        r = self.run_cli(src, out, "--fp32", "--for-opencv", "4.10", "--no-check")
+        self.assertIn("note: fp16_to_fp32 runs as asked, but is not needed", r.stdout)
+        pads_src = self.save(ConvTransposePads.model([0, 0, 1, 1])[0], "pads.onnx")
+        r = self.run_cli(pads_src, out, "--input-size", "5x5", "--for-opencv", "4.10",
+                         "--no-check")
+        self.assertIn("warning: fix_conv_transpose_pads is not in the steps, but OpenCV 4.10 "
+                      "needs it", r.stdout)
+        # --check-with needs the sidecar.
+        r = self.run_cli(src, os.path.join(self.dir, "x.onnx"), "--for-opencv", "4.10",
+                         "--check-with", "true")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--check-with needs the model's sidecar", r.stderr)
+
+    run_cli = CommandLine.run_cli
+
+    def test_check_with_program_refusal(self):
+        # The program's exit status and message decide; nothing is written when it refuses.
+        model, _ = self.fp16_unsorted()
+        src = self.save(model)
+        fail = self.fake_program("sys.stderr.write('unetseg-segment: Unsupported data type\\n')"
+                                 "\nsys.exit(1)\n")
+        self.assert_refused(src, [], "OpenCV 4.10", "refuses the prepared model (exit 1)",
+                            "Unsupported data type", opencv=(4, 10), check_with=fail,
+                            sidecar=self.sidecar())
+        nan = self.fake_program("np.save(npy, np.full((16, 16), np.nan, np.float32))\n")
+        self.assert_refused(src, [], "NaN", opencv=(4, 10), check_with=nan,
+                            sidecar=self.sidecar())
+        # A map that runs but is not what the graph computes: refused by the numpy comparison.
+        wrong = self.fake_program("np.save(npy, np.zeros((16, 16), np.float32))\n")
+        self.assert_refused(src, [], "differs from the numpy run", opencv=(4, 10),
+                            check_with=wrong, sidecar=self.sidecar())
+        self.assert_refused(src, [], "no such executable program", opencv=(4, 10),
+                            check_with=os.path.join(self.dir, "nope"), sidecar=self.sidecar())
+        self.assert_refused(src, [], "says input 32x32", opencv=(4, 10),
+                            check_with=wrong, sidecar=self.sidecar(32))
+
+    def test_check_with_program_sees_model_and_sidecar(self):
+        # The program gets the written model with its sidecar beside it (M.json for M.onnx), and
+        # a picture at the model's size; a right map passes. This fake computes the map itself
+        # from the numpy evaluator, as a correct OpenCV would.
+        model, _ = self.fp16_unsorted()
+        src = self.save(model)
+        ok = self.fake_program(
+            f"sys.path.insert(0, {os.path.join(ROOT, 'models')!r})\n"
+            "import json, os, cv2, onnx, prepare\n"
+            "spec = json.load(open(os.path.splitext(model)[0] + '.json'))\n"
+            "img = cv2.cvtColor(cv2.imread(a[3]), cv2.COLOR_BGR2RGB)\n"
+            "assert img.shape == (16, 16, 3), img.shape\n"
+            "blob = prepare.make_blob(img, 16, 16, spec['input'])\n"
+            "m = onnx.load(model)\n"
+            "y = prepare.reference_run(m, {'x': blob})['y']\n"
+            "np.save(npy, y[0, 0].astype(np.float32))\n"
+            "sys.stderr.write('unetseg-segment: t on 16x16: forward 1.5 ms\\n')\n")
+        out, result = self.prepare(src, [], opencv=(4, 10), check_with=ok,
+                                   sidecar=self.sidecar())
+        self.assertEqual(result["max_abs_diff"], 0)
+        self.assertAlmostEqual(result["forward_s"], 0.0015)
+        text = "\n".join(self.log)
+        self.assertIn("check: OpenCV 4.10 (", text)
+        self.assertNotIn("NOT CHECKED", text)
+
+    def test_this_builds_opencv_loads_what_was_prepared_for_it(self):
+        """The real thing: the unsorted fp16 graph prepared for the OpenCV of this build's
+        unetseg-segment (4.6: converted to fp32; 4.10: sorted, fp16 kept) is loaded and run by
+        that OpenCV, and computes what the graph defines."""
+        version = prepare.program_opencv(SEGMENT)
+        self.assertIn(version, [(4, 6), (4, 10)], f"{SEGMENT}: OpenCV {version}")
+        model, _ = self.fp16_unsorted()
+        src = self.save(model)
+        out, result = self.prepare(src, prepare.auto_steps(model, version), opencv=version,
+                                   check_with=SEGMENT, sidecar=self.sidecar())
+        self.assertLess(result["max_abs_diff"], 1e-2)
+        kept = FLOAT16 if version >= (4, 10) else FLOAT
+        self.assertEqual([t.data_type for t in onnx.load(out).graph.initializer], [kept])
+
+    def test_check_with_a_program_of_another_opencv_is_refused(self):
+        version = prepare.program_opencv(SEGMENT)
+        # A target that is neither the cv2 here (4.6, whose own check would be used) nor the
+        # program's OpenCV.
+        other = (4, 10) if version == (4, 6) else (4, 8)
+        model, _ = self.fp16_unsorted()
+        src = self.save(model)
+        self.assert_refused(src, [], f"runs OpenCV {version[0]}.{version[1]} (libopencv_dnn), "
+                            f"not {other[0]}.{other[1]}",
+                            opencv=other, check_with=SEGMENT, sidecar=self.sidecar())
+
+
 if __name__ == "__main__":
     cv2.setNumThreads(2)
     unittest.main(verbosity=2)
