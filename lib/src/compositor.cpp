@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -144,6 +145,170 @@ void class_rows(u8* __restrict weights, u8* __restrict targets, const u8* __rest
       weights[3 * x] = weights[3 * x + 1] = weights[3 * x + 2] = w;
     }
   }
+}
+
+// --- Blur kernels (Compositor::blur says how they fit together).
+
+// acc[i] += px[i] * (255 - alpha_bytes[i]): a frame row, weighted by background, into the
+// column sums of its block row. The product fits 16 bits; f rows of it fit 32.
+[[gnu::noinline]] void add_weighted(u32* __restrict acc, const u8* __restrict px,
+                                    const u8* __restrict alpha_bytes, index_t n) {
+  for_blocks(n, [&](index_t i) {
+    acc[i] += static_cast<u16>(px[i] * static_cast<u8>(alpha_bytes[i] ^ 255));
+  });
+}
+
+// acc[i] += 255 - alpha[i]: the weights themselves.
+[[gnu::noinline]] void add_background(u32* __restrict acc, const u8* __restrict alpha,
+                                      index_t n) {
+  for_blocks(n, [&](index_t i) { acc[i] += static_cast<u8>(alpha[i] ^ 255); });
+}
+
+// out = w * in, out += w * in, out += w * (a + b): the Gaussian's taps, the symmetric ones in
+// pairs (half the passes over `out`).
+[[gnu::noinline]] void set_scaled(float* __restrict out, const float* __restrict in, float w,
+                                  index_t n) {
+  for_blocks(n, [&](index_t i) { out[i] = w * in[i]; });
+}
+[[gnu::noinline]] void add_scaled(float* __restrict out, const float* __restrict in, float w,
+                                  index_t n) {
+  for_blocks(n, [&](index_t i) { out[i] += w * in[i]; });
+}
+[[gnu::noinline]] void add_scaled_pair(float* __restrict out, const float* __restrict a,
+                                       const float* __restrict b, float w, index_t n) {
+  for_blocks(n, [&](index_t i) { out[i] += w * (a[i] + b[i]); });
+}
+
+// Blur's composite where B lies between two rows: px moves towards (a * (256 - wb) + b * wb)
+// / 256 (rounded; wb < 256, all of it fits 16 bits) by weight 255 - alpha_bytes[i], as
+// move_towards with flip 255 would.
+[[gnu::noinline]] void move_towards_between(u8* __restrict px, const u8* __restrict a,
+                                            const u8* __restrict b, u16 wb,
+                                            const u8* __restrict alpha_bytes, index_t n) {
+  const u16 wa = static_cast<u16>(256 - wb);
+  for_blocks(n, [&](index_t i) {
+    const u16 target = static_cast<u16>(a[i] * wa + b[i] * wb + 128) >> 8;
+    px[i] = mix(px[i], target, static_cast<u8>(alpha_bytes[i] ^ 255));
+  });
+}
+
+// a = (a * (256 - wb[i]) + b * wb[i]) / 256 rounded: B along a row, one weight per byte.
+[[gnu::noinline]] void lerp_bytes(u8* __restrict a, const u8* __restrict b,
+                                  const u8* __restrict wb, index_t n) {
+  for_blocks(n, [&](index_t i) {
+    a[i] = static_cast<u8>(static_cast<u16>(a[i] * static_cast<u16>(256 - wb[i]) + b[i] * wb[i] +
+                                            128) >> 8);
+  });
+}
+
+// The Gaussian along a row of `count` pixels of 4 floats, the kernel cut at the row's ends.
+void blur_along(float* __restrict out, const float* __restrict in, const float* kernel, int taps,
+                int count) {
+  set_scaled(out, in, kernel[0], 4 * static_cast<index_t>(count));
+  for (int k = 1; k <= std::min(taps, count - 1); ++k) {
+    const auto run = [](int from, int to) { return 4 * static_cast<index_t>(to - from); };
+    if (k < count - k)  // both neighbours
+      add_scaled_pair(out + 4 * k, in, in + 8 * k, kernel[k], run(k, count - k));
+    const int plus_end = std::min(k, count - k), minus_begin = std::max(k, count - k);
+    add_scaled(out, in + 4 * k, kernel[k], run(0, plus_end));  // only the right one
+    add_scaled(out + 4 * minus_begin, in + 4 * (minus_begin - k), kernel[k],
+               run(minus_begin, count));  // only the left one
+  }
+}
+
+// One pixel of the small image is 4 floats: the colour bytes where the frame has them and the
+// weight in the fourth slot (the frame's non-colour byte, or slot 3 after RGB and BGR). GCC's
+// vector extensions make it one SIMD register on any target, without intrinsics.
+using f32x4 = float __attribute__((vector_size(16)));
+using i32x4 = std::int32_t __attribute__((vector_size(16)));
+
+template <int kBpp, int kSkip>
+constexpr int kWeightSlot = kBpp == 4 ? kSkip : 3;
+
+// Per block of `factor` columns: the sums of acc (kBpp per column) and acc_weight, as floats.
+template <int kBpp, int kSkip>
+void block_sums(float* __restrict sums, const u32* __restrict acc,
+                const u32* __restrict acc_weight, int width, int factor, int count) {
+  for (int b = 0; b < count; ++b) {
+    i32x4 block = {0, 0, 0, 0};  // at most 181 * 181 * 255 * 255: fits
+    std::int32_t weight = 0;
+    for (int x = b * factor; x < std::min(width, (b + 1) * factor); ++x) {
+      i32x4 px = {0, 0, 0, 0};
+      std::memcpy(&px, acc + kBpp * x, 4 * kBpp);
+      block += px;
+      weight += static_cast<std::int32_t>(acc_weight[x]);
+    }
+    block[kWeightSlot<kBpp, kSkip>] = weight;  // (a non-colour byte's sum is 0)
+    const f32x4 out = __builtin_convertvector(block, f32x4);
+    std::memcpy(sums + 4 * b, &out, sizeof out);
+  }
+}
+
+// out[i] = a[i] * b[i] rounded to a byte, for products in [0, 255] give or take rounding.
+// (A ternary, not std::min: GCC vectorises only the former.)
+[[gnu::noinline]] void multiply_to_bytes(u8* __restrict out, const float* __restrict a,
+                                         const float* __restrict b, index_t n) {
+  for_blocks(n, [&](index_t i) {
+    const float v = a[i] * b[i] + .5f;
+    out[i] = static_cast<u8>(static_cast<std::int32_t>(v < 255.f ? v : 255.f));
+  });
+}
+
+// B = colour sums / weight sum, rounded to bytes in the frame's order (a non-colour byte gets
+// whatever: it is never blended in). A weight sum of 0 (no background within the kernel) comes
+// with colour sums of 0, so B = 0 there, never seen: every frame pixel that reads this block is
+// then foreground (alpha 255, w = 0), the kernel reaching further than the bilinear upscale.
+// `inverses` (4 floats a pixel) and, for 3 bytes a pixel, `bytes` (4 a pixel) are scratch.
+template <int kBpp, int kSkip>
+void normalise(u8* __restrict out, const float* __restrict blurred, float* __restrict inverses,
+               u8* __restrict bytes, int count) {
+  for (int i = 0; i < count; ++i) {
+    const float inverse = 1 / std::max(blurred[4 * i + kWeightSlot<kBpp, kSkip>], FLT_MIN);
+    const f32x4 spread = {inverse, inverse, inverse, inverse};
+    std::memcpy(inverses + 4 * i, &spread, sizeof spread);
+  }
+  // Four bytes a pixel as the floats are: one flat, vectorised pass.
+  multiply_to_bytes(kBpp == 4 ? out : bytes, blurred, inverses, 4 * static_cast<index_t>(count));
+  if constexpr (kBpp == 3)
+    for (int i = 0; i < count; ++i) std::memcpy(out + 3 * i, bytes + 4 * i, 3);
+}
+
+// Pixel i of a `factor` times upscale lies between small pixels lo and lo + 1, at fraction
+// num / (2 * factor): centres line up, (i + 0.5) / factor - 0.5, clamped at both ends.
+struct UpscaleSource {
+  int lo, num;
+};
+inline UpscaleSource upscale_source(int i, int factor, int small_count) {
+  const int pos = 2 * i + 1 - factor;
+  if (pos <= 0) return {0, 0};
+  const UpscaleSource s{pos / (2 * factor), pos % (2 * factor)};
+  return s.lo >= small_count - 1 ? UpscaleSource{small_count - 1, 0} : s;
+}
+
+// Runs body(stripe, begin, end) over [0, count) cut into `stripes` parts, on OpenCV's threads;
+// `stripe` picks the caller's scratch. A ParallelLoopBody, not a lambda: cv::parallel_for_ takes
+// lambdas as std::function, which allocates for captures larger than two pointers.
+template <typename Body>
+class Stripes : public cv::ParallelLoopBody {
+ public:
+  Stripes(int count, int stripes, Body& body) : count_(count), stripes_(stripes), body_(body) {}
+  void operator()(const cv::Range& range) const override {
+    for (int s = range.start; s < range.end; ++s)
+      body_(s, static_cast<int>(static_cast<std::int64_t>(count_) * s / stripes_),
+            static_cast<int>(static_cast<std::int64_t>(count_) * (s + 1) / stripes_));
+  }
+
+ private:
+  int count_, stripes_;
+  Body& body_;
+};
+template <typename Body>
+void in_stripes(int count, int stripes, Body&& body) {
+  const Stripes<std::remove_reference_t<Body>> run(count, stripes, body);
+  if (stripes == 1)
+    run(cv::Range(0, 1));
+  else
+    cv::parallel_for_(cv::Range(0, stripes), run, stripes);
 }
 
 // --- Layout dispatch.
@@ -337,12 +502,9 @@ void Compositor::draw(const FrameView& frame, Mode mode, const cv::Mat& alpha,
     case Mode::Alpha:
       write_alpha(frame, alpha);
       break;
-    case Mode::Blur: {
-      const cv::Mat& back = blurred(frame, options.blur_radius);
-      move_frame(frame, alpha, /*flip=*/255, /*strength=*/255, row_weights_,
-                 [&](int y) { return back.ptr<u8>(y); });
+    case Mode::Blur:
+      blur(frame, alpha, options.blur_radius);
       break;
-    }
     case Mode::Replace:
       if (has_background_image()) {
         const cv::Mat& back = scaled_background(frame);
@@ -360,30 +522,144 @@ void Compositor::draw(const FrameView& frame, Mode mode, const cv::Mat& alpha,
   }
 }
 
-const cv::Mat& Compositor::blurred(const FrameView& frame, int radius) {
+void Compositor::blur(const FrameView& frame, const cv::Mat& alpha, int radius) {
   if (radius < 1)
     throw Error("Compositor: blur radius must be at least 1 pixel, got " +
                 std::to_string(radius));
-  // A Gaussian of sigma = radius / 2, computed where it is cheap: the frame is averaged down by
-  // `factor` so that about 2 small pixels remain per sigma, blurred there and brought back
-  // bilinearly; content that smooth loses nothing visible to the round trip. At 1080p and
-  // radius 21 the Gaussian runs on 384x216 pixels. All channels are blurred (that is one pass);
-  // the alpha/padding byte of the result is never blended in.
+  // B = G(frame * bg) / G(bg), bg = 255 - alpha: a normalised convolution, so that only
+  // background pixels make the blurred background and the person leaves no halo in it. G is a
+  // Gaussian of sigma = radius / 2, computed where it is cheap: the weighted frame and the
+  // weights are summed over factor x factor blocks, blurred there (the kernel cut at 3 sigma and
+  // at the frame's edges: the division renormalises both), and B comes back bilinearly, one row
+  // at a time, straight into the composite. Own code in buffers kept from frame to frame
+  // (cv::resize and cv::GaussianBlur allocate on every call), in 3 passes on OpenCV's threads.
   const double sigma = radius / 2.0;
-  const int factor = std::max(1, static_cast<int>(sigma / 2));
-  const cv::Mat pixels = frame.mat();
-  if (factor == 1) {
-    cv::GaussianBlur(pixels, blur_full_, cv::Size(), sigma, sigma, cv::BORDER_REFLECT_101);
-    return blur_full_;
-  }
-  const cv::Size small(std::max(1, (frame.width + factor / 2) / factor),
-                       std::max(1, (frame.height + factor / 2) / factor));
-  cv::resize(pixels, blur_small_, small, 0, 0, cv::INTER_AREA);
+  // Blocks of about sigma / 1.5 pixels: the Gaussian of 1.5 blocks that is left lets nothing
+  // alias through the bilinear upscale, and block averaging plus upscale widen sigma by ~5%. At
+  // least 2 pixels from sigma 2 up (1.0 to 1.9 blocks: still under 1% aliased); below, the
+  // blur runs at full size, a float Gaussian costing ~4x OpenCV's 8-bit one there. At most 181
+  // pixels, so that the block sums fit a signed 32 bits.
+  const int factor =
+      sigma < 2 ? 1 : std::clamp(static_cast<int>(std::lround(sigma / 1.5)), 2, 181);
+  const int width = frame.width, height = frame.height, bpp = frame.bytes_per_pixel();
+  const int small_w = (width + factor - 1) / factor, small_h = (height + factor - 1) / factor;
+  const index_t row_bytes = static_cast<index_t>(width) * bpp;
+  const index_t small_floats = static_cast<index_t>(small_w) * 4;
+
   const double small_sigma = sigma / factor;
-  cv::GaussianBlur(blur_small_, blur_tmp_, cv::Size(), small_sigma, small_sigma,
-                   cv::BORDER_REFLECT_101);
-  cv::resize(blur_tmp_, blur_full_, pixels.size(), 0, 0, cv::INTER_LINEAR);
-  return blur_full_;
+  // Taps out to 3 sigma, and no further than the small image reaches (huge radii).
+  const int taps = std::clamp(static_cast<int>(std::min(std::ceil(3 * small_sigma), 1e6)), 1,
+                              std::max(small_w, small_h));
+  blur_kernel_.create(1, taps + 1, CV_32FC1);
+  float* const kernel = blur_kernel_.ptr<float>();
+  for (int k = 0; k <= taps; ++k)
+    kernel[k] = static_cast<float>(std::exp(-k * k / (2 * small_sigma * small_sigma)));
+
+  // Where each frame column samples a row of blocks: between blocks lo and hi, by a weight out
+  // of 256 for hi, one per byte.
+  blur_columns_.create(1, width, CV_32SC2);
+  blur_column_weights_.create(1, static_cast<int>(row_bytes), CV_8UC1);
+  for (int x = 0; x < width; ++x) {
+    const UpscaleSource s = upscale_source(x, factor, small_w);
+    blur_columns_.ptr<cv::Vec2i>()[x] = {s.lo, s.num > 0 ? s.lo + 1 : s.lo};
+    const int w = (s.num * 256 + factor) / (2 * factor);  // rounded, below 256 (factor < 256)
+    std::memset(blur_column_weights_.ptr<u8>() + bpp * x, w, bpp);
+  }
+
+  // Scratch, one row per stripe: column sums (u32: a row of bytes, a row of weights); a row of
+  // bytes (alpha spread per byte, or B per block); another (B's right-hand neighbours along the
+  // row, or 4 bytes a block); two rows of blocks in floats. Each starts on a 64-byte boundary.
+  const auto aligned = [](index_t bytes) { return (bytes + 63) / 64 * 64; };
+  const index_t acc_at = 0, weights_at = acc_at + aligned(4 * row_bytes);
+  const index_t bytes_at = weights_at + aligned(4 * static_cast<index_t>(width));
+  const index_t target_at = bytes_at + aligned(row_bytes);
+  const index_t vertical_at = target_at + aligned(std::max(row_bytes, small_floats));
+  const index_t horizontal_at = vertical_at + aligned(4 * small_floats);
+  const index_t scratch_bytes = horizontal_at + aligned(4 * small_floats);
+  // A few stripes a thread, so that a thread held up elsewhere delays little.
+  const int stripes = std::clamp(4 * cv::getNumThreads(), 1, 64);
+  blur_scratch_.create(stripes, static_cast<int>(scratch_bytes), CV_8UC1);
+  blur_sums_.create(small_h, static_cast<int>(small_floats), CV_32FC1);
+  blur_rows_.create(small_h, static_cast<int>(row_bytes), CV_8UC1);
+
+  with_pixel_shape(frame.layout, [&](auto bpp_c, auto skip_c) {
+    constexpr int kBpp = decltype(bpp_c)::value, kSkip = decltype(skip_c)::value;
+
+    // 1. Per block row: sum its frame rows per column, then the columns per block.
+    in_stripes(small_h, stripes, [&](int stripe, int begin, int end) {
+      u8* const scratch = blur_scratch_.ptr<u8>(stripe);
+      u32* const acc = reinterpret_cast<u32*>(scratch + acc_at);
+      u32* const acc_weight = reinterpret_cast<u32*>(scratch + weights_at);
+      u8* const alpha_bytes = scratch + bytes_at;
+      for (int j = begin; j < end; ++j) {
+        std::fill(acc, acc + row_bytes, 0u);
+        std::fill(acc_weight, acc_weight + width, 0u);
+        for (int y = j * factor; y < std::min(height, (j + 1) * factor); ++y) {
+          // The non-colour byte gets alpha 255, weight 0: its sum stays 0 (the weight's slot).
+          spread_alpha<kBpp, kSkip>(alpha_bytes, alpha.ptr<u8>(y), 255, width);
+          add_weighted(acc, row_of(frame, y), alpha_bytes, row_bytes);
+          add_background(acc_weight, alpha.ptr<u8>(y), width);
+        }
+        block_sums<kBpp, kSkip>(blur_sums_.ptr<float>(j), acc, acc_weight, width, factor,
+                                small_w);
+      }
+    });
+
+    // 2. Per block row: the Gaussian down the columns, then along the row, then B = colour sums
+    // / weight sums (rounded to bytes, in the frame's order), then B upscaled along the row to
+    // the frame's width.
+    in_stripes(small_h, stripes, [&](int stripe, int begin, int end) {
+      u8* const scratch = blur_scratch_.ptr<u8>(stripe);
+      float* const vertical = reinterpret_cast<float*>(scratch + vertical_at);
+      float* const blurred = reinterpret_cast<float*>(scratch + horizontal_at);
+      u8* const small_bytes = scratch + bytes_at;
+      u8* const right = scratch + target_at;
+      const cv::Vec2i* const columns = blur_columns_.ptr<cv::Vec2i>();
+      for (int j = begin; j < end; ++j) {
+        set_scaled(vertical, blur_sums_.ptr<float>(j), kernel[0], small_floats);
+        for (int k = 1; k <= taps; ++k) {
+          const bool up = j - k >= 0, down = j + k < small_h;
+          if (up && down)
+            add_scaled_pair(vertical, blur_sums_.ptr<float>(j - k), blur_sums_.ptr<float>(j + k),
+                            kernel[k], small_floats);
+          else if (up || down)
+            add_scaled(vertical, blur_sums_.ptr<float>(up ? j - k : j + k), kernel[k],
+                       small_floats);
+        }
+        blur_along(blurred, vertical, kernel, taps, small_w);
+        // (`vertical` is free again, and `right` not yet in use.)
+        normalise<kBpp, kSkip>(small_bytes, blurred, vertical, right, small_w);
+        u8* const out = blur_rows_.ptr<u8>(j);
+        if (factor == 1) {
+          std::memcpy(out, small_bytes, row_bytes);
+          continue;
+        }
+        for (int x = 0; x < width; ++x) {  // gathered, then blended in one vectorised pass
+          std::memcpy(out + kBpp * x, small_bytes + kBpp * columns[x][0], kBpp);
+          std::memcpy(right + kBpp * x, small_bytes + kBpp * columns[x][1], kBpp);
+        }
+        lerp_bytes(out, right, blur_column_weights_.ptr<u8>(), row_bytes);
+      }
+    });
+
+    // 3. Per frame row: B between its two block rows, then the composite with weight
+    // 255 - alpha, as move_frame does it.
+    in_stripes(height, stripes, [&](int stripe, int begin, int end) {
+      u8* const alpha_bytes = blur_scratch_.ptr<u8>(stripe) + bytes_at;
+      for (int y = begin; y < end; ++y) {
+        const UpscaleSource s = upscale_source(y, factor, small_h);
+        const int wb = (s.num * 256 + factor) / (2 * factor);  // rounded to 1/256, below 256
+        spread_alpha<kBpp, kSkip>(alpha_bytes, alpha.ptr<u8>(y), 255, width);
+        if (wb > 0)
+          move_towards_between(row_of(frame, y), blur_rows_.ptr<u8>(s.lo),
+                               blur_rows_.ptr<u8>(s.lo + 1), static_cast<u16>(wb), alpha_bytes,
+                               row_bytes);
+        else
+          move_towards(row_of(frame, y), blur_rows_.ptr<u8>(s.lo), alpha_bytes, /*flip=*/255,
+                       /*strength=*/255, row_bytes);
+      }
+    });
+  });
 }
 
 const cv::Mat& Compositor::scaled_background(const FrameView& frame) {

@@ -37,8 +37,18 @@ class Compositor {
   // w = 0 keeps p and w = 255 gives q exactly. Overlay: q = overlay colour, w = round(alpha *
   // round(opacity * 255) / 255); with classes, q = palette_color(class) and w = round(opacity *
   // 255) (class 0: w = 0), scaled by alpha / 255 when alpha is given (it may then be empty).
-  // Blur and Replace: q = blurred frame or background, w = 255 - alpha. Alpha and padding bytes
-  // are left as they are, except Alpha (writes alpha there) and Mask (alpha byte set to 255).
+  // Blur and Replace: w = 255 - alpha, i.e. out = p * a + q * (1 - a) with a = alpha / 255.
+  // Replace: q = the background colour, or the image. Blur: q = the background blurred from
+  // background pixels only, q = G(p * (255 - alpha)) / G(255 - alpha) per colour, rounded to a
+  // byte, G a Gaussian of sigma = blur_radius / 2 (run on blocks of about sigma / 1.5 pixels,
+  // at least 2 from radius 4 and full size below, and brought back bilinearly; the kernel stops
+  // at 3 sigma and at the frame's edges, which the division renormalises). So the foreground never
+  // bleeds into the blur around it: beside a hard-edged person on a flat background, the
+  // background keeps its exact colour. Where the kernel holds no background, q = 0, never seen
+  // (alpha is 255 there). Blur allocates nothing once the frame's size and layout and the
+  // radius are stable; it runs on OpenCV's threads.
+  // Alpha and padding bytes are left as they are, except Alpha (writes alpha there) and Mask
+  // (alpha byte set to 255).
   // Mode::None touches nothing and checks nothing.
   // Throws unetseg::Error for Alpha on a layout without alpha, for mismatched sizes or types,
   // a stride shorter than a row, or a blur radius below 1.
@@ -52,11 +62,14 @@ class Compositor {
   cv::Mat background_rgb_;     // as given
   cv::Mat background_scaled_;  // in the frame's layout and size, rebuilt when either changes
   int background_layout_ = -1;
-  cv::Mat blur_small_, blur_tmp_, blur_full_;  // reused by Blur
   cv::Mat row_weights_, row_targets_;  // one row of per-byte weights / target bytes
+  // Blur's buffers, kept from frame to frame: per block, the background-weighted colour sums and
+  // the weight sum (floats); the blurred background upscaled along rows (one per block row);
+  // per-stripe scratch rows; the kernel; where each frame column samples a block row.
+  cv::Mat blur_sums_, blur_rows_, blur_scratch_, blur_kernel_, blur_columns_, blur_column_weights_;
 
-  const cv::Mat& blurred(const FrameView& frame, int radius);  // blur_full_
-  const cv::Mat& scaled_background(const FrameView& frame);    // background_scaled_, cached
+  void blur(const FrameView& frame, const cv::Mat& alpha, int radius);
+  const cv::Mat& scaled_background(const FrameView& frame);  // background_scaled_, cached
 };
 
 }  // namespace unetseg

@@ -229,25 +229,93 @@ TEST_P(CompositorLayouts, AlphaWritesTheMaskIntoTheAlphaByte) {
   });
 }
 
-TEST_P(CompositorLayouts, BlurMixesTheBlurredFrameByOneMinusAlpha) {
-  const cv::Mat alpha = ramp_alpha(kWidth, kHeight);
+// `random` with the colour `background` where alpha < 255; where alpha is 255 its random bytes
+// stay (a textured person), and so does every non-colour byte.
+TestFrame person_on_flat_background(const TestFrame& random, const cv::Mat& alpha,
+                                    const cv::Vec3b& background) {
+  TestFrame frame = random;
+  const ChannelOffsets o = frame.offsets();
+  for (int y = 0; y < frame.height(); ++y)
+    for (int x = 0; x < frame.width(); ++x)
+      if (alpha.at<u8>(y, x) < 255) {
+        frame.px(x, y)[o.r] = background[0];
+        frame.px(x, y)[o.g] = background[1];
+        frame.px(x, y)[o.b] = background[2];
+      }
+  return frame;
+}
+
+// The halo: blurring the whole frame spreads the person's colours into the background around
+// it (Blur did, and failed this at every radius).
+TEST_P(CompositorLayouts, BlurTakesTheBackgroundFromBackgroundPixelsOnly) {
+  cv::Mat alpha(kHeight, kWidth, CV_8UC1, cv::Scalar(0));
+  alpha(cv::Rect(14, 8, 12, 10)).setTo(255);
+  const cv::Vec3b dark(20, 40, 60);
+  const TestFrame before = person_on_flat_background(frame(), alpha, dark);
   for (int radius : {1, 5, 21, 80}) {
     SCOPED_TRACE("radius " + std::to_string(radius));
     options.blur_radius = radius;
-    const TestFrame before = frame();
-    // Alpha 0 everywhere gives the blurred frame itself (colour bytes only).
-    TestFrame blurred = before;
-    compositor.draw(blurred.view(), Mode::Blur, cv::Mat::zeros(kHeight, kWidth, CV_8UC1),
-                    cv::Mat(), options);
-    EXPECT_TRUE(blurred.padding_intact());
     TestFrame after = before;
     compositor.draw(after.view(), Mode::Blur, alpha, cv::Mat(), options);
-    const int offset[3] = {after.offsets().r, after.offsets().g, after.offsets().b};
     expect_pixels(before, after, [&](int x, int y, const u8* was) {
+      // The person exactly as it was; the background exactly its colour, even beside it.
+      const bool person = alpha.at<u8>(y, x) == 255;
+      return expected_pixel(was, layout(), [&](int c, int old) { return person ? old : dark[c]; });
+    });
+  }
+}
+
+// A soft edge: out = blend(frame, q, 255 - alpha) by the contract, q the blurred background. The
+// soft pixels are few and spread out on a large flat background, so q at each is the background
+// colour: together they move q by about 0.15 of a level, which rounds away (colour differences
+// 3 times these would start to show).
+TEST_P(CompositorLayouts, BlurBlendsASoftEdgeByTheContract) {
+  const int width = 96, height = 64;
+  const cv::Rect person(32, 20, 32, 24);
+  cv::Mat alpha(height, width, CV_8UC1, cv::Scalar(0));
+  alpha(person).setTo(255);
+  const int soft_alphas[] = {1, 37, 64, 100, 127, 128, 129, 160, 200, 230, 254, 250};
+  const cv::Point soft_pixels[] = {{33, 19}, {45, 19}, {57, 19}, {31, 22}, {31, 34}, {64, 26},
+                                   {64, 38}, {38, 44}, {50, 44}, {62, 44}, {31, 43}, {64, 20}};
+  for (int i = 0; i < 12; ++i) alpha.at<u8>(soft_pixels[i]) = static_cast<u8>(soft_alphas[i]);
+  const cv::Vec3b background(60, 120, 180), edge(100, 80, 210);  // edge: the person's hair
+  TestFrame before = person_on_flat_background(frame(width, height), alpha, background);
+  const ChannelOffsets o = before.offsets();
+  for (const cv::Point& p : soft_pixels) {
+    before.px(p.x, p.y)[o.r] = edge[0];
+    before.px(p.x, p.y)[o.g] = edge[1];
+    before.px(p.x, p.y)[o.b] = edge[2];
+  }
+  for (int radius : {21, 80}) {
+    SCOPED_TRACE("radius " + std::to_string(radius));
+    options.blur_radius = radius;
+    TestFrame after = before;
+    compositor.draw(after.view(), Mode::Blur, alpha, cv::Mat(), options);
+    expect_pixels(before, after, [&](int x, int y, const u8* was) {
+      const int a = alpha.at<u8>(y, x);
       return expected_pixel(was, layout(), [&](int c, int old) {
-        return blend(blurred.px(x, y)[offset[c]], old, alpha.at<u8>(y, x));
+        return a == 255 ? old : blend(old, background[c], 255 - a);
       });
     });
+    for (int i : {0, 4, 10}) {  // spelled out: p * a + q * (1 - a), rounded
+      const cv::Point p = soft_pixels[i];
+      const int a = soft_alphas[i];
+      EXPECT_EQ(after.px(p.x, p.y)[o.r], (edge[0] * a + background[0] * (255 - a) + 127) / 255);
+      EXPECT_EQ(after.px(p.x, p.y)[o.b], (edge[2] * a + background[2] * (255 - a) + 127) / 255);
+    }
+  }
+}
+
+TEST_P(CompositorLayouts, BlurLeavesAnAllForegroundFrameAlone) {
+  // No background anywhere: the blurred background is 0 and weighs 0 (the division by a zero
+  // weight must not leak into the frame).
+  const cv::Mat opaque(kHeight, kWidth, CV_8UC1, cv::Scalar(255));
+  for (int radius : {1, 5, 21, 80}) {
+    options.blur_radius = radius;
+    const TestFrame before = frame();
+    TestFrame after = before;
+    compositor.draw(after.view(), Mode::Blur, opaque, cv::Mat(), options);
+    EXPECT_TRUE(after.same_bytes(before)) << "radius " << radius;
   }
 }
 
@@ -298,6 +366,39 @@ TEST_P(CompositorLayouts, BlurSmoothsATexturedBackgroundAndKeepsTheForeground) {
   const double variance_after = colour_variance(after, background);
   EXPECT_NEAR(variance_before, 127.5 * 127.5, 50);
   EXPECT_LT(variance_after, 0.05 * variance_before);
+}
+
+TEST_P(CompositorLayouts, BlurOfATexturedBackgroundTakesNothingFromAWhitePerson) {
+  const int width = 96, height = 64;
+  const cv::Rect person(40, 16, 32, 40);
+  TestFrame before = frame(width, height);
+  before.paint([&](int x, int y) {  // white person; background a 4-pixel checkerboard, 0 and 100
+    const u8 v = person.contains({x, y}) ? 255 : ((x / 4 + y / 4) % 2) ? 100 : 0;
+    return cv::Vec3b(v, v, v);
+  });
+  cv::Mat alpha(height, width, CV_8UC1, cv::Scalar(0));
+  alpha(person).setTo(255);
+  const ChannelOffsets o = before.offsets();
+  for (int radius : {9, 21}) {
+    SCOPED_TRACE("radius " + std::to_string(radius));
+    options.blur_radius = radius;
+    TestFrame after = before;
+    compositor.draw(after.view(), Mode::Blur, alpha, cv::Mat(), options);
+    // The blurred background is an average of background pixels: within 0..100 everywhere, and
+    // about 50 right beside the person, where blurring the whole frame gave well over 100.
+    double beside = 0;
+    for (int y = person.y; y < person.br().y; ++y) {
+      beside += after.px(person.x - 1, y)[o.g] + after.px(person.br().x, y)[o.g];
+      for (int x = 0; x < width; ++x) {
+        if (person.contains({x, y})) continue;
+        for (int offset : {o.r, o.g, o.b}) ASSERT_LE(after.px(x, y)[offset], 100) << x << "," << y;
+      }
+    }
+    EXPECT_NEAR(beside / (2 * person.height), 50, 15);
+    EXPECT_LT(colour_variance(after, cv::Rect(0, 0, 24, height)),
+              0.05 * colour_variance(before, cv::Rect(0, 0, 24, height)));
+    EXPECT_TRUE(after.padding_intact());
+  }
 }
 
 TEST_P(CompositorLayouts, BlurKeepsAFlatBackgroundFlat) {
@@ -562,7 +663,8 @@ TEST(Compositor, ModeNames) {
   EXPECT_STREQ(to_string(Mode::Mask), "mask");
 }
 
-// Counts the cv::Mat buffers of at least kLarge bytes allocated while it is installed.
+// Counts the cv::Mat buffers (all, and those of at least kLarge bytes) allocated while it is
+// installed.
 class CountingAllocator : public cv::MatAllocator {
  public:
   static constexpr std::size_t kLarge = 1024;
@@ -575,6 +677,7 @@ class CountingAllocator : public cv::MatAllocator {
                          cv::AccessFlag flags, cv::UMatUsageFlags usage) const override {
     std::size_t bytes = CV_ELEM_SIZE(type);
     for (int i = 0; i < dims; ++i) bytes *= sizes[i];
+    if (!data) ++allocations;
     if (!data && bytes >= kLarge) ++large_allocations;
     return std_->allocate(dims, sizes, type, data, step, flags, usage);
   }
@@ -583,7 +686,7 @@ class CountingAllocator : public cv::MatAllocator {
   }
   void deallocate(cv::UMatData* u) const override { std_->deallocate(u); }
 
-  mutable int large_allocations = 0;
+  mutable int allocations = 0, large_allocations = 0;
 
  private:
   cv::MatAllocator* previous_;
@@ -614,6 +717,27 @@ TEST(Compositor, NoBufferIsAllocatedOnceTheFrameSizeIsStable) {
   // The counter does count: a wider frame makes the blur buffers grow.
   compositor.draw(wider.view(), Mode::Blur, wider_alpha, no_classes, options);
   EXPECT_GT(counter.large_allocations, 0);
+}
+
+// Blur keeps every buffer it needs, for each path (full size below radius 4, blocks of 2 and
+// of 7 pixels) and pixel size. (cv::Mat buffers only; unetseg-bench counts every malloc.)
+TEST(Compositor, BlurAllocatesNothingOnceTheFrameSizeIsStable) {
+  const int width = 160, height = 120;
+  const cv::Mat alpha = ramp_alpha(width, height);
+  for (PixelLayout layout : {PixelLayout::RGB, PixelLayout::xBGR}) {
+    for (int radius : {2, 5, 21}) {
+      SCOPED_TRACE(std::string(layout_name(layout)) + " radius " + std::to_string(radius));
+      Compositor compositor;
+      CompositorOptions options;
+      options.blur_radius = radius;
+      TestFrame frame(layout, width, height, 5);
+      compositor.draw(frame.view(), Mode::Blur, alpha, cv::Mat(), options);
+      CountingAllocator counter;
+      for (int repeat = 0; repeat < 3; ++repeat)
+        compositor.draw(frame.view(), Mode::Blur, alpha, cv::Mat(), options);
+      EXPECT_EQ(counter.allocations, 0);
+    }
+  }
 }
 
 }  // namespace
