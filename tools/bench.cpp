@@ -1,6 +1,6 @@
 // unetseg-bench: how fast unetseg is, and what it costs besides the network itself.
 //
-// Four sections, each measured in the same run as what it is compared with (these machines are
+// Five sections, each measured in the same run as what it is compared with (these machines are
 // shared and noisy: ratios side by side, never absolute numbers from different runs):
 //   library  per-stage times through the element's own library path (Segmenter, MaskFilter,
 //            Compositor) at each frame size and mode, median and p95, the non-forward overhead as
@@ -12,6 +12,9 @@
 //   peer     the same U2-Net-family network in PyTorch on the CPU (tools/bench_peer.py), forward
 //            and the official U2-Net frame pipeline, against unetseg on the same exported ONNX
 //   memory   resident memory sampled while a pipeline runs N frames (is it flat?)
+//   flicker  not speed but stability: real clips decoded frame by frame through the model, the
+//            mask's change from frame to frame with TemporalSmoother at several factors, with
+//            and without its reset, and the lag that smoothing costs
 // A readable table goes to stdout, and with --json every figure, with the machine, to a file.
 #include <gst/gst.h>
 #include <opencv2/core.hpp>
@@ -28,6 +31,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <string>
@@ -41,6 +45,7 @@
 #include "unetseg/mask_filter.hpp"
 #include "unetseg/model_cache.hpp"
 #include "unetseg/segmenter.hpp"
+#include "unetseg/temporal.hpp"
 
 namespace fs = std::filesystem;
 using unetseg::Mode;
@@ -62,7 +67,8 @@ const char* kUsage =
     "                     (default overlay,alpha,blur,replace,mask)\n"
     "  --frames N         timed frames per size in library and element sections (default 30)\n"
     "  --warmup N         untimed frames first (default 3)\n"
-    "  --sections LIST    any of library, element, peer, memory (default library,element,peer)\n"
+    "  --sections LIST    any of library, element, peer, memory, flicker (default\n"
+    "                     library,element,peer)\n"
     "  --threads N        OpenCV (and PyTorch) threads (default: OpenCV's own, one per core)\n"
     "  --images DIR       photos the library frames are made from (default\n"
     "                     ../shared/data/person-dev/images beside the source tree)\n"
@@ -74,10 +80,22 @@ const char* kUsage =
     "  --peer-frames N    timed frames of each peer figure (default 5)\n"
     "  --memory-frames N  frames of the memory section (default 10000), videotestsrc at\n"
     "  --memory-size S    this size (default 720p)\n"
+    "  --flicker-clips L  clips (files, or folders of *.mkv *.mp4 *.webm *.avi *.mov) the\n"
+    "                     flicker section decodes (default ../shared/media/asl)\n"
+    "  --flicker-frames N at most N frames of each clip (default all)\n"
+    "  --flicker-size S   decode at WxH or 720p... (default each clip's own size)\n"
+    "  --flicker-threshold T  TemporalSmoother's reset threshold, grey levels (default 12)\n"
     "  --json FILE        every figure, per frame where there is one, as JSON\n"
     "  --help             this text\n"
     "\n"
-    "Times are wall-clock milliseconds per frame, median / p95 (nearest rank).\n";
+    "Times are wall-clock milliseconds per frame, median / p95 (nearest rank).\n"
+    "\n"
+    "Flicker (not part of the default run): each frame of each clip through --model, the\n"
+    "probability map smoothed by TemporalSmoother at factors 0 (off), 0.5, 0.7 and 0.9, with\n"
+    "the reset at --flicker-threshold and without it, then upscaled (soft, bilinear) to the\n"
+    "frame. Flicker: the mean |alpha_t - alpha_t-1| over consecutive frames, 0..1 (and the\n"
+    "share of pixels whose hard mask, alpha >= 128, changes). Lag: mean |alpha_t - raw_t|\n"
+    "(raw: factor 0), and the k in 0..15 frames minimising mean |alpha_t - raw_t-k|.\n";
 
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t0) {
@@ -158,6 +176,10 @@ struct Options {
   int peer_frames = 5;
   int memory_frames = 10000;
   NamedSize memory_size{"720p", {1280, 720}};
+  std::vector<std::string> flicker_clips;
+  int flicker_frames = 0;  // 0: all
+  NamedSize flicker_size{"", {0, 0}};  // empty: each clip's own
+  double flicker_threshold = 12;
   std::string json;
 
   bool wants(const std::string& section) const {
@@ -285,12 +307,66 @@ struct StageSeries {
   Allocations allocations;  // over all timed frames
 };
 
+// One refinement timed alone: MaskFilter::apply with only it on (so its time includes the plain
+// upscale, which the "mask" stage times alone), or the temporal smoothing's two steps.
+struct RefineStep {
+  std::string name;  // also the JSON key
+  std::string label;
+  unetseg::MaskOptions options;
+  unetseg::MaskFilter filter;  // each its own, as an element would have
+  StageSeries series;
+};
+
 struct LibraryResult {
   NamedSize size;
   int frames = 0;
   StageSeries preprocess, forward, postprocess, run, mask, bare_forward;
   std::map<Mode, StageSeries> composite;
+  std::vector<RefineStep> refine;  // then "thumbnail" and "temporal" (options unused)
 };
+
+// The refinements at the values recommended for the element (see MaskOptions), scaled to the
+// frame where they are in pixels: the guided radius about 2x the upscale factor, the rest a
+// little more than one model pixel.
+std::vector<RefineStep> refine_steps(const NamedSize& size, const unetseg::ModelSpec& spec,
+                                     const unetseg::MaskOptions& base) {
+  const double factor = std::max(static_cast<double>(size.size.width) / spec.input_width,
+                                 static_cast<double>(size.size.height) / spec.input_height);
+  const int guided = std::max(2, static_cast<int>(std::lround(2 * factor)));
+  const int pixels = std::max(1, static_cast<int>(std::lround(factor / 2)));
+  std::vector<RefineStep> steps(7);
+  steps[0].name = "islands";
+  steps[0].options.min_island = 0.01;
+  steps[1].name = "guided";
+  steps[1].options.guided_radius = guided;
+  steps[2].name = "smooth";
+  steps[2].options.smooth_contour = pixels;
+  steps[3].name = "feather";
+  steps[3].options.feather = pixels;
+  steps[4].name = "all";
+  steps[4].options.min_island = 0.01;
+  steps[4].options.guided_radius = guided;
+  steps[4].options.smooth_contour = pixels;
+  steps[4].options.feather = pixels;
+  steps[5].name = "thumbnail";
+  steps[6].name = "temporal";
+  char label[64];
+  for (auto& step : steps) {
+    const unetseg::MaskOptions& o = step.options;
+    step.options.scaling = base.scaling;
+    if (step.name == "islands") std::snprintf(label, sizeof label, "islands 1%%");
+    else if (step.name == "guided")
+      std::snprintf(label, sizeof label, "guided %d", o.guided_radius);
+    else if (step.name == "smooth")
+      std::snprintf(label, sizeof label, "smooth %d", o.smooth_contour);
+    else if (step.name == "feather") std::snprintf(label, sizeof label, "feather %d", o.feather);
+    else if (step.name == "all") std::snprintf(label, sizeof label, "all four");
+    else if (step.name == "thumbnail") std::snprintf(label, sizeof label, "thumbnail");
+    else std::snprintf(label, sizeof label, "temporal 0.7, 12");
+    step.label = label;
+  }
+  return steps;
+}
 
 LibraryResult bench_library(unetseg::Segmenter& seg, const std::string& model_path,
                             const NamedSize& size, const std::vector<cv::Mat>& photos,
@@ -318,6 +394,9 @@ LibraryResult bench_library(unetseg::Segmenter& seg, const std::string& model_pa
     s.allocations.count += made.count;
     s.allocations.bytes += made.bytes;
   };
+  r.refine = multi ? std::vector<RefineStep>() : refine_steps(size, seg.spec(), mask_options);
+  cv::Mat thumbnail;
+  unetseg::TemporalSmoother smoother;
   for (int i = 0; i < opt.warmup + opt.frames; ++i) {
     const bool timed = i >= opt.warmup;
     sources[i % sources.size()].copyTo(frame);
@@ -338,6 +417,22 @@ LibraryResult bench_library(unetseg::Segmenter& seg, const std::string& model_pa
     if (timed) {
       r.mask.ms.push_back(ms_since(t1));
       count(r.mask, a);
+    }
+    // Each refinement alone on the same prediction and frame (the element would run one
+    // configuration; these rows say what each step adds to the plain mask).
+    for (RefineStep& step : r.refine) {
+      a = allocations_so_far();
+      t1 = Clock::now();
+      if (step.name == "thumbnail")
+        unetseg::frame_thumbnail(view, p.foreground.size(), thumbnail);
+      else if (step.name == "temporal")
+        smoother.apply(p.foreground, thumbnail, 0.7, 12);
+      else
+        step.filter.apply(p.foreground, view, step.options);
+      if (timed) {
+        step.series.ms.push_back(ms_since(t1));
+        count(step.series, a);
+      }
     }
     for (Mode m : opt.modes) {
       sources[i % sources.size()].copyTo(frame);
@@ -409,6 +504,28 @@ void print_library(const std::vector<LibraryResult>& results, const Options& opt
                 per_frame(r.mask.allocations, r.frames));
     for (Mode m : opt.modes)
       std::printf(" %-8.1f", per_frame(r.composite.at(m).allocations, r.frames));
+    std::printf("\n");
+  }
+
+  if (results.front().refine.empty()) return;  // a multi-class model: no refinement
+  std::printf("\nRefinement, ms median / p95 per frame (heap allocations per frame): each step\n"
+              "alone through MaskFilter::apply (hard mask, the frame as guide; it includes the\n"
+              "plain upscale, 'mask' above), radii in pixels scaled to the frame (the guided one\n"
+              "about 2x frame / model size); thumbnail and temporal: TemporalSmoother's input and\n"
+              "apply() at the model's size\n");
+  std::printf("%-10s", "size");
+  for (const auto& step : results.front().refine) std::printf(" %-20s", step.name.c_str());
+  std::printf("\n");
+  for (const auto& r : results) {
+    std::printf("%-10s", "");
+    for (const auto& step : r.refine) std::printf(" %-20s", step.label.c_str());
+    std::printf("\n%-10s", r.size.name.c_str());
+    for (const auto& step : r.refine) {
+      char cell[64];
+      std::snprintf(cell, sizeof cell, "%s (%.1f)", fmt(summarize(step.series.ms)).c_str(),
+                    per_frame(step.series.allocations, r.frames));
+      std::printf(" %-20s", cell);
+    }
     std::printf("\n");
   }
 }
@@ -698,6 +815,263 @@ void print_memory(const MemoryResult& r, const Options& opt) {
               r.rss.back().second - first, peak);
 }
 
+// ---- flicker ------------------------------------------------------------------------------
+
+constexpr double kFlickerFactors[] = {0.5, 0.7, 0.9};  // and 0, the raw masks
+constexpr int kMaxLag = 15;
+
+// One smoothing configuration: its figures, and its state while the clips run.
+struct FlickerRow {
+  double factor = 0;
+  bool reset = false;
+  double change_sum = 0, hard_change_sum = 0;  // over consecutive pairs
+  long pairs = 0;
+  double deviation_sum = 0;  // |alpha_t - raw_t|, over frames
+  long frames = 0;
+  std::vector<double> lag_sum = std::vector<double>(kMaxLag + 1, 0.0);  // |alpha_t - raw_t-k|
+  std::vector<long> lag_count = std::vector<long>(kMaxLag + 1, 0);
+
+  unetseg::TemporalSmoother smoother;
+  unetseg::MaskFilter filter;
+  cv::Mat previous;
+
+  double flicker() const { return pairs ? change_sum / pairs : 0; }
+  double hard_flicker() const { return pairs ? hard_change_sum / pairs : 0; }
+  double deviation() const { return frames ? deviation_sum / frames : 0; }
+  double lag_error(int k) const { return lag_count[k] ? lag_sum[k] / lag_count[k] : 0; }
+  int lag() const {
+    int best = 0;
+    for (int k = 1; k <= kMaxLag; ++k)
+      if (lag_count[k] && lag_error(k) < lag_error(best)) best = k;
+    return best;
+  }
+};
+
+struct FlickerResult {
+  std::vector<std::string> clips;
+  std::vector<int> clip_frames;
+  int frames = 0;
+  cv::Size size;  // of the first clip's frames
+  double threshold = 0;
+  std::vector<FlickerRow> rows;  // rows[0]: factor 0, the raw masks
+  std::vector<double> ms;  // per frame: the model's run() and every row's smoothing + mask
+};
+
+// Share of pixels whose hard mask (alpha >= 128) differs between two alphas of one size.
+double hard_change(const cv::Mat& a, const cv::Mat& b) {
+  long changed = 0;
+  for (int y = 0; y < a.rows; ++y) {
+    const std::uint8_t* p = a.ptr<std::uint8_t>(y);
+    const std::uint8_t* q = b.ptr<std::uint8_t>(y);
+    for (int x = 0; x < a.cols; ++x) changed += (p[x] >= 128) != (q[x] >= 128);
+  }
+  return static_cast<double>(changed) / static_cast<double>(a.total());
+}
+
+std::vector<fs::path> flicker_clips(const Options& opt) {
+  std::vector<std::string> items = opt.flicker_clips;
+  if (items.empty()) items.push_back((shared_dir() / "media" / "asl").string());
+  std::vector<fs::path> clips;
+  for (const auto& item : items) {
+    const fs::path path(item);
+    if (fs::is_directory(path)) {
+      std::vector<fs::path> found;
+      for (const auto& entry : fs::directory_iterator(path)) {
+        const std::string ext = entry.path().extension().string();
+        if (ext == ".mkv" || ext == ".mp4" || ext == ".webm" || ext == ".avi" || ext == ".mov")
+          found.push_back(entry.path());
+      }
+      if (found.empty()) throw unetseg::Error("no clips (*.mkv, *.mp4, ...) in " + item);
+      std::sort(found.begin(), found.end());
+      clips.insert(clips.end(), found.begin(), found.end());
+    } else if (fs::is_regular_file(path)) {
+      clips.push_back(path);
+    } else {
+      throw unetseg::Error("no clip at " + item + ": give --flicker-clips FILE|DIR,...");
+    }
+  }
+  return clips;
+}
+
+// Decodes `clip` to RGBA (at `size` unless it is empty) through an appsink, calling on_frame for
+// each frame until the end of the clip or max_frames (0: all). Returns the number of frames.
+int decode_clip(const fs::path& clip, cv::Size size, int max_frames,
+                const std::function<void(const unetseg::FrameView&)>& on_frame) {
+  std::string caps = "video/x-raw,format=RGBA";
+  if (size.width > 0)
+    caps += ",pixel-aspect-ratio=1/1,width=" + std::to_string(size.width) +
+            ",height=" + std::to_string(size.height);
+  const std::string description = "filesrc location=" + quoted(clip.string()) +
+                                   " ! decodebin ! videoconvert ! videoscale ! " + caps +
+                                   " ! appsink name=sink sync=false max-buffers=2";
+  GError* error = nullptr;
+  GstElement* pipeline = gst_parse_launch(description.c_str(), &error);
+  if (!pipeline) {
+    const std::string message = error ? error->message : "unknown error";
+    g_clear_error(&error);
+    throw unetseg::Error("cannot build the pipeline '" + description + "': " + message);
+  }
+  g_clear_error(&error);
+  GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  std::string failure;
+  int frames = 0;
+  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
+    failure = "the pipeline would not start";
+  GstBus* bus = gst_element_get_bus(pipeline);
+  try {
+    while (failure.empty() && (max_frames <= 0 || frames < max_frames)) {
+      // appsink's action signal (no link to libgstapp needed), with a timeout: an error
+      // upstream (not a video, say) ends nothing at the sink, so the bus is checked meanwhile.
+      GstSample* sample = nullptr;
+      g_signal_emit_by_name(sink, "try-pull-sample", static_cast<guint64>(100 * GST_MSECOND),
+                            &sample);
+      if (!sample) {
+        if (GstMessage* msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
+          GError* err = nullptr;
+          gchar* debug = nullptr;
+          gst_message_parse_error(msg, &err, &debug);
+          failure = std::string(err->message) + (debug ? std::string(" (") + debug + ")" : "");
+          g_clear_error(&err);
+          g_free(debug);
+          gst_message_unref(msg);
+        }
+        gboolean eos = FALSE;
+        g_object_get(sink, "eos", &eos, nullptr);
+        if (eos) break;
+        continue;
+      }
+      int width = 0, height = 0;
+      const GstStructure* st = gst_caps_get_structure(gst_sample_get_caps(sample), 0);
+      gst_structure_get_int(st, "width", &width);
+      gst_structure_get_int(st, "height", &height);
+      GstBuffer* buffer = gst_sample_get_buffer(sample);
+      GstMapInfo map;
+      if (buffer && gst_buffer_map(buffer, &map, GST_MAP_READ)) {
+        // RGBA rows are width * 4 bytes, already 4-aligned: GStreamer's default stride.
+        const std::size_t stride = static_cast<std::size_t>(width) * 4;
+        if (width > 0 && height > 0 && map.size >= stride * height) {
+          try {
+            on_frame({map.data, width, height, stride, unetseg::PixelLayout::RGBA});
+          } catch (...) {
+            gst_buffer_unmap(buffer, &map);
+            gst_sample_unref(sample);
+            throw;
+          }
+          ++frames;
+        }
+        gst_buffer_unmap(buffer, &map);
+      }
+      gst_sample_unref(sample);
+    }
+  } catch (...) {
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(bus);
+    gst_object_unref(sink);
+    gst_object_unref(pipeline);
+    throw;
+  }
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+  if (!failure.empty()) throw unetseg::Error(clip.string() + ": " + failure);
+  if (frames == 0) throw unetseg::Error(clip.string() + ": no frame decoded");
+  return frames;
+}
+
+FlickerResult bench_flicker(unetseg::Segmenter& seg, const Options& opt) {
+  if (seg.spec().multi_class())
+    throw unetseg::Error("the flicker section needs a foreground model, not a multi-class one");
+  FlickerResult r;
+  r.threshold = opt.flicker_threshold;
+  // rows[0] the raw masks; then each factor with the reset, then each without (a threshold no
+  // change can exceed).
+  r.rows.resize(1 + 2 * std::size(kFlickerFactors));
+  for (std::size_t i = 0; i < std::size(kFlickerFactors); ++i) {
+    r.rows[1 + i].factor = r.rows[1 + std::size(kFlickerFactors) + i].factor = kFlickerFactors[i];
+    r.rows[1 + i].reset = true;
+  }
+  unetseg::MaskOptions soft;
+  soft.soft = true;
+  soft.scaling = seg.spec().mask_scaling;
+  cv::Mat thumbnail;
+  std::vector<cv::Mat> raw_history(kMaxLag + 1);  // raw alpha of frame t at t % (kMaxLag + 1)
+  for (const fs::path& clip : flicker_clips(opt)) {
+    std::fprintf(stderr, "unetseg-bench: flicker: %s ...\n", clip.filename().string().c_str());
+    for (FlickerRow& row : r.rows) {
+      row.smoother.reset();
+      row.previous.release();
+    }
+    int t = 0;
+    const int frames = decode_clip(clip, opt.flicker_size.size, opt.flicker_frames,
+                                   [&](const unetseg::FrameView& view) {
+      const auto t0 = Clock::now();
+      const cv::Mat& map = seg.run(view).foreground;
+      unetseg::frame_thumbnail(view, map.size(), thumbnail);
+      const cv::Size frame_size(view.width, view.height);
+      if (r.size.empty()) r.size = frame_size;
+      std::vector<const cv::Mat*> alpha(r.rows.size());
+      for (std::size_t i = 0; i < r.rows.size(); ++i) {
+        FlickerRow& row = r.rows[i];
+        const cv::Mat& smoothed = row.smoother.apply(map, thumbnail, row.factor,
+                                                     row.reset ? r.threshold : 256.0);
+        alpha[i] = &row.filter.apply(smoothed, frame_size, soft);
+      }
+      r.ms.push_back(ms_since(t0));
+      alpha[0]->copyTo(raw_history[t % (kMaxLag + 1)]);
+      for (std::size_t i = 0; i < r.rows.size(); ++i) {
+        FlickerRow& row = r.rows[i];
+        if (!row.previous.empty()) {
+          row.change_sum += unetseg::mean_abs_difference(*alpha[i], row.previous) / 255.0;
+          row.hard_change_sum += hard_change(*alpha[i], row.previous);
+          ++row.pairs;
+        }
+        alpha[i]->copyTo(row.previous);
+        ++row.frames;
+        if (i == 0) continue;  // the raw masks against themselves: 0 at lag 0
+        row.deviation_sum += unetseg::mean_abs_difference(*alpha[i], *alpha[0]) / 255.0;
+        for (int k = 0; k <= std::min(t, kMaxLag); ++k) {
+          row.lag_sum[k] += unetseg::mean_abs_difference(
+                                *alpha[i], raw_history[(t - k) % (kMaxLag + 1)]) / 255.0;
+          ++row.lag_count[k];
+        }
+      }
+      ++t;
+    });
+    r.clips.push_back(clip.filename().string());
+    r.clip_frames.push_back(frames);
+    r.frames += frames;
+  }
+  r.rows[0].frames = r.frames;  // (its deviation and lags are 0 by definition)
+  return r;
+}
+
+void print_flicker(const FlickerResult& r, const unetseg::Segmenter& seg) {
+  std::printf("\nFlicker: %s, %d frames at %dx%d from %zu clip(s):", seg.spec().name.c_str(),
+              r.frames, r.size.width, r.size.height, r.clips.size());
+  for (std::size_t i = 0; i < r.clips.size(); ++i)
+    std::printf("%s%s %d", i ? ", " : " ", r.clips[i].c_str(), r.clip_frames[i]);
+  std::printf("\nsoft mask; the reset where the thumbnail changed by more than %g grey levels.\n"
+              "Flicker: mean |alpha_t - alpha_t-1|, 0..1 and %%; hard: share of pixels whose\n"
+              "alpha >= 128 flips; lag: mean |alpha_t - raw_t| and the k minimising\n"
+              "mean |alpha_t - raw_t-k| (raw: factor 0)\n",
+              r.threshold);
+  std::printf("%-7s %-6s %-18s %-10s %-10s %-14s %-10s\n", "factor", "reset", "flicker", "vs raw",
+              "hard %", "|s - raw| %", "lag frames");
+  const double raw = r.rows[0].flicker();
+  for (const FlickerRow& row : r.rows) {
+    char flicker[32];
+    std::snprintf(flicker, sizeof flicker, "%.5f (%.3f%%)", row.flicker(), 100 * row.flicker());
+    std::printf("%-7.2g %-6s %-18s %-10.3f %-10.3f %-14.3f %-10d\n", row.factor,
+                row.factor == 0 ? "-" : row.reset ? "yes" : "no", flicker,
+                raw > 0 ? row.flicker() / raw : 0.0, 100 * row.hard_flicker(),
+                100 * row.deviation(), row.lag());
+  }
+  const Summary ms = summarize(r.ms);
+  std::printf("per frame: run() + thumbnail + %zu smoothings and soft masks, ms median / p95: %s\n",
+              r.rows.size(), fmt(ms).c_str());
+}
+
 // ---- JSON ---------------------------------------------------------------------------------
 
 void write_series(cv::FileStorage& fs, const std::string& key, const std::vector<double>& ms) {
@@ -718,7 +1092,7 @@ void write_series(cv::FileStorage& fs, const std::string& key, const StageSeries
 void write_json(const std::string& path, const Options& opt, const unetseg::Segmenter& seg,
                 const std::vector<LibraryResult>& library,
                 const std::vector<ElementResult>& element, const PeerResult* peer,
-                const MemoryResult* memory) {
+                const MemoryResult* memory, const FlickerResult* flicker) {
   cv::FileStorage fs(path, cv::FileStorage::WRITE | cv::FileStorage::FORMAT_JSON);
   if (!fs.isOpened()) throw unetseg::Error("cannot write " + path);
   const std::time_t now = std::time(nullptr);
@@ -746,6 +1120,19 @@ void write_json(const std::string& path, const Options& opt, const unetseg::Segm
     fs << "composite" << "{";
     for (const auto& [mode, series] : r.composite)
       write_series(fs, unetseg::to_string(mode), series, r.frames);
+    fs << "}";
+    fs << "refinement" << "{";
+    for (const auto& step : r.refine) {
+      const Summary sum = summarize(step.series.ms);
+      fs << step.name << "{" << "label" << step.label << "min_island" << step.options.min_island
+         << "guided_radius" << step.options.guided_radius << "guided_eps"
+         << step.options.guided_eps << "smooth_contour" << step.options.smooth_contour
+         << "feather" << step.options.feather << "median" << sum.median << "p95" << sum.p95
+         << "allocations_per_frame" << per_frame(step.series.allocations, r.frames)
+         << "allocated_bytes_per_frame"
+         << (r.frames > 0 ? static_cast<double>(step.series.allocations.bytes) / r.frames : 0.0)
+         << "all" << step.series.ms << "}";
+    }
     fs << "}" << "}";
   }
   fs << "]";
@@ -773,6 +1160,24 @@ void write_json(const std::string& path, const Options& opt, const unetseg::Segm
        << "fps" << memory->fps << "rss_mib" << "[";
     for (const auto& [frame, mib] : memory->rss)
       fs << "{" << "frame" << frame << "mib" << mib << "}";
+    fs << "]" << "}";
+  }
+  if (flicker) {
+    fs << "flicker" << "{" << "clips" << "[";
+    for (std::size_t i = 0; i < flicker->clips.size(); ++i)
+      fs << "{" << "name" << flicker->clips[i] << "frames" << flicker->clip_frames[i] << "}";
+    fs << "]" << "frames" << flicker->frames << "width" << flicker->size.width << "height"
+       << flicker->size.height << "reset_threshold" << flicker->threshold << "max_lag" << kMaxLag;
+    write_series(fs, "frame_ms", flicker->ms);
+    fs << "rows" << "[";
+    for (const FlickerRow& row : flicker->rows) {
+      std::vector<double> lag_error;
+      for (int k = 0; k <= kMaxLag; ++k) lag_error.push_back(row.lag_error(k));
+      fs << "{" << "factor" << row.factor << "reset" << (row.factor > 0 && row.reset)
+         << "flicker" << row.flicker() << "hard_flicker" << row.hard_flicker()
+         << "deviation" << row.deviation() << "lag" << row.lag() << "lag_error" << lag_error
+         << "pairs" << static_cast<int>(row.pairs) << "}";
+    }
     fs << "]" << "}";
   }
 }
@@ -821,8 +1226,9 @@ int parse_args(int argc, char** argv, Options* opt) {
     } else if (arg == "--sections") {
       opt->sections = split(value);
       for (const auto& s : opt->sections)
-        if (s != "library" && s != "element" && s != "peer" && s != "memory")
-          return usage_error("unknown section '" + s + "' (library, element, peer, memory)");
+        if (s != "library" && s != "element" && s != "peer" && s != "memory" && s != "flicker")
+          return usage_error("unknown section '" + s +
+                             "' (library, element, peer, memory, flicker)");
     } else if (arg == "--threads") {
       if (!parse_int(value, 1, 256, &opt->threads)) return usage_error("--threads: 1 to 256");
     } else if (arg == "--images") opt->images = value;
@@ -846,6 +1252,20 @@ int parse_args(int argc, char** argv, Options* opt) {
         return usage_error("--memory-frames: 1 or more");
     } else if (arg == "--memory-size") {
       if (!parse_size(value, &opt->memory_size)) return usage_error("--memory-size: WxH or 720p");
+    } else if (arg == "--flicker-clips") {
+      opt->flicker_clips = split(value);
+      if (opt->flicker_clips.empty()) return usage_error("--flicker-clips: give at least one");
+    } else if (arg == "--flicker-frames") {
+      if (!parse_int(value, 2, 10000000, &opt->flicker_frames))
+        return usage_error("--flicker-frames: 2 or more");
+    } else if (arg == "--flicker-size") {
+      if (!parse_size(value, &opt->flicker_size)) return usage_error("--flicker-size: WxH or 720p");
+    } else if (arg == "--flicker-threshold") {
+      char* end = nullptr;
+      opt->flicker_threshold = std::strtod(value.c_str(), &end);
+      const double t = opt->flicker_threshold;
+      if (end == value.c_str() || *end || !(t >= 0 && t <= 255))
+        return usage_error("--flicker-threshold: grey levels, 0 to 255");
     } else if (arg == "--json") opt->json = value;
     else return usage_error("unknown option: " + arg);
   }
@@ -921,9 +1341,15 @@ int run(const Options& opt) {
     memory = bench_memory(model_path, opt);
     print_memory(memory, opt);
   }
+  FlickerResult flicker;
+  if (opt.wants("flicker")) {
+    flicker = bench_flicker(seg, opt);
+    print_flicker(flicker, seg);
+  }
   if (!opt.json.empty()) {
     write_json(opt.json, opt, seg, library, element, opt.wants("peer") ? &peer : nullptr,
-               opt.wants("memory") ? &memory : nullptr);
+               opt.wants("memory") ? &memory : nullptr,
+               opt.wants("flicker") ? &flicker : nullptr);
     std::fprintf(stderr, "unetseg-bench: wrote %s\n", opt.json.c_str());
   }
   return 0;

@@ -1,10 +1,11 @@
 // unetseg-eval: mask quality of a model on a folder of images with reference masks, through the
 // same library code as the element (Segmenter, then MaskFilter's soft bilinear upscale to the
-// image size), scored with libunetseg's metrics (lib/unetseg/metrics.hpp says how each figure is
-// computed).
+// image size, with the refinements asked for), scored with libunetseg's metrics
+// (lib/unetseg/metrics.hpp says how each figure is computed).
 //
 //   unetseg-eval --model NAME|PATH --images DIR --masks DIR [--limit N] [--csv FILE]
-//                [--sheet FILE.png] [--threshold 0.5] [--backend cpu]
+//                [--sheet FILE.png] [--threshold 0.5] [--backend cpu] [--min-island F]
+//                [--smooth-contour R] [--feather N] [--guided R [--guided-eps E]] [--hard]
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -34,6 +35,8 @@ namespace {
 const char *kUsage =
     "usage: unetseg-eval --model NAME|M.onnx --images DIR --masks DIR [--limit N] [--csv FILE]\n"
     "                    [--sheet FILE.png] [--threshold T] [--backend auto|cpu|cuda|cuda-fp16]\n"
+    "                    [--min-island F] [--smooth-contour R] [--feather N]\n"
+    "                    [--guided R [--guided-eps E]] [--hard]\n"
     "\n"
     "Scores a segmentation model against reference masks, segmenting each image exactly as the\n"
     "unetseg element segments a frame (soft mask, bilinear upscale to the image's size).\n"
@@ -49,6 +52,21 @@ const char *kUsage =
     "                    error (false positives red, false negatives blue)\n"
     "  --threshold T     hard mask for IoU, boundary F and the sheet: p >= T (default 0.5)\n"
     "  --backend B       OpenCV DNN backend (default cpu)\n"
+    "\n"
+    "Mask refinement (lib/unetseg/mask_filter.hpp, MaskOptions; all off by default), applied in\n"
+    "this order to the soft mask that is scored:\n"
+    "  --min-island F    drop foreground specks and fill holes smaller than the fraction F of\n"
+    "                    the map's area (counted on the model's map at the threshold)\n"
+    "  --guided R        upscale with a guided filter of radius R image pixels, the image as\n"
+    "                    the guide, where the model is unsure (about 3x image / model size)\n"
+    "  --guided-eps E    its regularisation, a variance of the grey guide in [0,1] units\n"
+    "                    (default 1e-3)\n"
+    "  --smooth-contour R  smooth the outline: two box blurs of radius R pixels\n"
+    "  --feather N       grow (N > 0) or shrink (N < 0) the mask with a linear ramp N pixels\n"
+    "                    wide at its edge\n"
+    "  --hard            score the hard mask instead (the element's default, soft-mask=false):\n"
+    "                    0/255 at --threshold before --smooth-contour (which then cuts at 50%\n"
+    "                    again) and --feather (soft at the edge); MAE and max F of that mask\n"
     "  --help            this text\n"
     "\n"
     "Figures: MAE of the soft map; max F-beta (beta^2 = 0.3) over 256 thresholds of precision\n"
@@ -164,6 +182,8 @@ int main(int argc, char **argv) {
   std::string model, images_dir, masks_dir, csv_path, sheet_path, backend_name = "cpu";
   long limit = -1;
   double threshold = 0.5;
+  unetseg::MaskOptions refine;  // only the refinement fields are taken from it
+  bool hard = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&](std::string *dst) {
@@ -199,6 +219,31 @@ int main(int argc, char **argv) {
       threshold = std::strtod(v.c_str(), &end);
       if (end == v.c_str() || *end || !(threshold >= 0 && threshold <= 1))
         return usage_error("--threshold must be a number in [0, 1], not '" + v + "'");
+    } else if (a == "--hard") {
+      hard = true;
+    } else if (a == "--min-island") {
+      if (!value(&v)) return usage_error("--min-island needs a fraction");
+      char *end = nullptr;
+      refine.min_island = std::strtod(v.c_str(), &end);
+      if (end == v.c_str() || *end || !(refine.min_island >= 0 && refine.min_island <= 1))
+        return usage_error("--min-island must be a fraction in [0, 1], not '" + v + "'");
+    } else if (a == "--smooth-contour" || a == "--feather" || a == "--guided") {
+      if (!value(&v)) return usage_error(a + " needs a number of pixels");
+      char *end = nullptr;
+      const long pixels = std::strtol(v.c_str(), &end, 10);
+      const long low = a == "--feather" ? -1024 : 0;
+      if (end == v.c_str() || *end || pixels < low || pixels > 1024)
+        return usage_error(a + " must be a whole number of pixels from " + std::to_string(low) +
+                           " to 1024, not '" + v + "'");
+      (a == "--smooth-contour" ? refine.smooth_contour
+                               : a == "--feather" ? refine.feather : refine.guided_radius) =
+          static_cast<int>(pixels);
+    } else if (a == "--guided-eps") {
+      if (!value(&v)) return usage_error("--guided-eps needs a number");
+      char *end = nullptr;
+      refine.guided_eps = std::strtod(v.c_str(), &end);
+      if (end == v.c_str() || *end || !(refine.guided_eps > 0 && refine.guided_eps < 1e6))
+        return usage_error("--guided-eps must be a positive number, not '" + v + "'");
     } else {
       return usage_error("unknown argument " + a);
     }
@@ -259,8 +304,9 @@ int main(int argc, char **argv) {
     model_name = segmenter.spec().name;
     backend_used = unetseg::to_string(segmenter.active_backend());
     unetseg::MaskFilter filter;
-    unetseg::MaskOptions soft_options;
-    soft_options.soft = true;
+    unetseg::MaskOptions soft_options = refine;
+    soft_options.threshold = threshold;  // where min_island cuts components
+    soft_options.soft = !hard;
     soft_options.scaling = segmenter.spec().mask_scaling;
     for (size_t i = 0; i < pairs.size(); ++i) {
       const Pair &p = pairs[i];
@@ -277,8 +323,9 @@ int main(int argc, char **argv) {
                                     unetseg::PixelLayout::BGR};
       const unetseg::Prediction &pred = segmenter.run(view);
       const double ms = segmenter.last_times().total_ms();
-      // What the element draws with soft-mask=true: alpha = round(255 p), bilinear to the frame.
-      const cv::Mat &soft = filter.apply(pred.foreground, bgr.size(), soft_options);
+      // What the element draws with soft-mask=true: alpha = round(255 p), bilinear to the frame
+      // (or guided by it), then the refinements asked for.
+      const cv::Mat &soft = filter.apply(pred.foreground, view, soft_options);
       const unetseg::ImageScores s = unetseg::score_image(soft, ref, level, 2);
       acc.add(s);
       sum_ms += ms;
@@ -328,6 +375,12 @@ int main(int argc, char **argv) {
   const double max_f = acc.max_f_beta(&best_level);
   std::printf("unetseg-eval: %s (%s) on %zu image(s) from %s\n", model_name.c_str(),
               model.c_str(), acc.count(), images_dir.c_str());
+  if (refine.min_island > 0 || refine.smooth_contour > 0 || refine.feather != 0 ||
+      refine.guided_radius > 0)
+    std::printf("refinement: min-island %g, guided %d (eps %g), smooth-contour %d, feather %d\n",
+                refine.min_island, refine.guided_radius, refine.guided_eps,
+                refine.smooth_contour, refine.feather);
+  if (hard) std::printf("scored: the hard mask at threshold %g\n", threshold);
   std::printf("%-18s %-10s %s\n", "metric", "value", "note");
   std::printf("%-18s %-10zu %s\n", "images", acc.count(), "image/mask pairs scored");
   std::printf("%-18s %-10.6f %s\n", "mae", acc.mean_mae(), "mean absolute error, soft map");

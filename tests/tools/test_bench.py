@@ -54,6 +54,19 @@ class AllSections(unittest.TestCase):
         self.assertGreaterEqual(self.report["machine"]["cores"], 1)
         self.assertTrue(self.report["machine"]["opencv"].startswith("4."))
 
+    def test_library_times_every_refinement(self):
+        self.assertIn("Refinement,", self.result.stdout)
+        for r in self.report["library"]:
+            refinement = r["refinement"]
+            self.assertEqual(sorted(refinement), sorted(["islands", "guided", "smooth", "feather",
+                                                         "all", "thumbnail", "temporal"]))
+            for name, step in refinement.items():
+                self.assertEqual(len(step["all"]), 3, name)
+                self.assertGreater(step["median"], 0, name)
+                self.assertGreaterEqual(step["allocations_per_frame"], 0, name)
+            self.assertGreater(refinement["guided"]["guided_radius"], 0)
+            self.assertEqual(refinement["all"]["min_island"], 0.01)
+
     def test_library_times_every_stage_and_mode(self):
         library = self.report["library"]
         self.assertEqual([r["size"] for r in library], ["160x120", "96x64"])
@@ -90,6 +103,77 @@ class AllSections(unittest.TestCase):
         self.assertTrue(all(s["mib"] > 0 for s in memory["rss_mib"]))
 
 
+class Flicker(unittest.TestCase):
+    """The flicker section on a few small frames of one real clip (no figure compared with a
+    quality bar: only that every row is there and means what it says)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.json_path = os.path.join(cls.tmp.name, "flicker.json")
+        cls.clip = os.path.join(SHARED, "media", "asl", "thanks.mkv")
+        cls.result = bench("--model", MODEL, "--sections", "flicker", "--flicker-clips", cls.clip,
+                           "--flicker-frames", "6", "--flicker-size", "64x48",
+                           "--flicker-threshold", "10", "--json", cls.json_path)
+        cls.report = None
+        if cls.result.returncode == 0:
+            with open(cls.json_path) as f:
+                cls.report = json.load(f)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        self.assertEqual(self.result.returncode, 0, self.result.stderr)
+
+    def test_table_on_stdout(self):
+        self.assertIn("Flicker:", self.result.stdout)
+        self.assertIn(" thanks.mkv 6", self.result.stdout)
+        print(self.result.stdout)
+
+    def test_rows(self):
+        flicker = self.report["flicker"]
+        self.assertEqual(flicker["frames"], 6)
+        self.assertEqual(flicker["clips"], [{"name": "thanks.mkv", "frames": 6}])
+        self.assertEqual((flicker["width"], flicker["height"]), (64, 48))
+        self.assertEqual(flicker["reset_threshold"], 10)
+        self.assertEqual(len(flicker["frame_ms"]["all"]), 6)
+        rows = flicker["rows"]
+        self.assertEqual([(r["factor"], bool(r["reset"])) for r in rows],
+                         [(0, False), (0.5, True), (0.7, True), (0.9, True),
+                          (0.5, False), (0.7, False), (0.9, False)])
+        for r in rows:
+            self.assertEqual(r["pairs"], 5)
+            for key in ("flicker", "hard_flicker", "deviation"):
+                self.assertGreaterEqual(r[key], 0, key)
+                self.assertLessEqual(r[key], 1, key)
+            self.assertEqual(len(r["lag_error"]), flicker["max_lag"] + 1)
+            self.assertTrue(0 <= r["lag"] <= flicker["max_lag"])
+            # The lag is the best k among those with frames behind them (5 here).
+            self.assertEqual(r["lag"], min(range(6), key=lambda k: (r["lag_error"][k], k)))
+        raw = rows[0]
+        self.assertEqual((raw["deviation"], raw["lag"]), (0, 0))
+        # Smoothing without the reset can only move a mask away from the raw one as much as, or
+        # more than, the same factor with it (the reset takes the raw value where it acts).
+        for with_reset, without in zip(rows[1:4], rows[4:7]):
+            self.assertLessEqual(with_reset["deviation"], without["deviation"] + 1e-12)
+
+    def test_bad_clip(self):
+        r = bench("--model", MODEL, "--sections", "flicker", "--flicker-clips",
+                  "/nonexistent/clip.mkv")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no clip at /nonexistent/clip.mkv", r.stderr)
+
+    def test_not_a_video(self):
+        with tempfile.NamedTemporaryFile(suffix=".mkv") as junk:
+            junk.write(b"not a video at all")
+            junk.flush()
+            r = bench("--model", MODEL, "--sections", "flicker", "--flicker-clips", junk.name)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(junk.name, r.stderr)
+
+
 class BadUsage(unittest.TestCase):
     def check(self, args, status, words):
         r = bench(*args)
@@ -105,6 +189,11 @@ class BadUsage(unittest.TestCase):
 
     def test_bad_section(self):
         self.check(["--sections", "library,speed"], 2, ["unknown section 'speed'"])
+
+    def test_bad_flicker_options(self):
+        self.check(["--flicker-threshold", "-1"], 2, ["--flicker-threshold"])
+        self.check(["--flicker-frames", "1"], 2, ["--flicker-frames: 2 or more"])
+        self.check(["--flicker-size", "big"], 2, ["--flicker-size"])
 
     def test_missing_value(self):
         self.check(["--frames"], 2, ["missing value: --frames"])
