@@ -3,6 +3,13 @@
  * Thin GObject glue around libunetseg: properties, caps, buffers in and out, the mask meta.
  * The model is loaded when the element starts (READY -> PAUSED), so a bad model fails the state
  * change with an error that names the file and the reason.
+ *
+ * Two ways to pair frames and masks:
+ * - offline (files): each frame waits for the model, and carries the mask of its own pixels
+ *   (or, with interval / skip-threshold / QoS, of the last frame the model saw);
+ * - live (cameras; automatic when upstream is live): the model runs on a thread of its own
+ *   (libunetseg's AsyncSegmenter) on the newest frame, and every frame leaves at once with
+ *   the newest mask; the meta's source_pts says which frame that mask came from.
  */
 
 /**
@@ -19,11 +26,16 @@
  *     unetseg model=sinet.onnx mode=blur ! videoconvert ! autovideosink
  * gst-launch-1.0 -m videotestsrc num-buffers=10 ! unetseg model=sinet.onnx mode=none \
  *     post-messages=true ! fakesink
+ * gst-launch-1.0 v4l2src ! videoconvert ! unetseg model=portrait-unet mode=blur \
+ *     smoothing=0.5 ! videoconvert ! autovideosink
  * ]|
  */
 
 #include "gstunetseg.h"
 
+#include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <memory>
 #include <string>
 
@@ -31,11 +43,13 @@
 
 #include "gstunetsegmeta.h"
 #include "imageload.h"
+#include "unetseg/async_segmenter.hpp"
 #include "unetseg/compositor.hpp"
 #include "unetseg/error.hpp"
 #include "unetseg/mask_filter.hpp"
 #include "unetseg/model_cache.hpp"
 #include "unetseg/segmenter.hpp"
+#include "unetseg/temporal.hpp"
 
 GST_DEBUG_CATEGORY_STATIC (gst_unetseg_debug);
 #define GST_CAT_DEFAULT gst_unetseg_debug
@@ -51,6 +65,17 @@ GST_DEBUG_CATEGORY_STATIC (gst_unetseg_debug);
 #define DEFAULT_BACKGROUND_COLOR 0xff00ff00u
 #define DEFAULT_BACKGROUND_LOCATION NULL
 #define DEFAULT_POST_MESSAGES FALSE
+#define DEFAULT_LIVE GST_UNETSEG_LIVE_AUTO
+#define DEFAULT_INTERVAL 1
+#define DEFAULT_SKIP_THRESHOLD 0.0
+#define DEFAULT_THREADS 0
+#define DEFAULT_SMOOTHING 0.0
+#define DEFAULT_SMOOTHING_RESET 12.0
+#define DEFAULT_MIN_ISLAND 0.0
+#define DEFAULT_SMOOTH_CONTOUR 0
+#define DEFAULT_FEATHER 0
+#define DEFAULT_GUIDED_RADIUS 0
+#define DEFAULT_GUIDED_EPS 0.001
 
 enum
 {
@@ -67,6 +92,17 @@ enum
   PROP_BACKGROUND_COLOR,
   PROP_BACKGROUND_LOCATION,
   PROP_POST_MESSAGES,
+  PROP_LIVE,
+  PROP_INTERVAL,
+  PROP_SKIP_THRESHOLD,
+  PROP_THREADS,
+  PROP_SMOOTHING,
+  PROP_SMOOTHING_RESET,
+  PROP_MIN_ISLAND,
+  PROP_SMOOTH_CONTOUR,
+  PROP_FEATHER,
+  PROP_GUIDED_RADIUS,
+  PROP_GUIDED_EPS,
 };
 
 #define VIDEO_FORMATS "{ RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, ARGB, ABGR }"
@@ -84,6 +120,32 @@ static GstStaticCaps alpha_caps = GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (ALPHA_FO
 struct UnetsegRuntime
 {
   std::unique_ptr < unetseg::Segmenter > segmenter;
+  /* Live mode only: the model's own thread. Declared after the segmenter it drives, so that it
+   * is destroyed (joined) first. */
+  std::unique_ptr < unetseg::AsyncSegmenter > async;
+  gboolean live_decided = FALSE;
+  gboolean live = FALSE;
+
+  /* The newest mask: the model's result and, with smoothing, its running average. */
+  unetseg::SegmentResult result;
+  gboolean have_result = FALSE;
+  unetseg::TemporalSmoother smoother;
+  cv::Mat smoothed;
+  cv::Mat no_foreground;        /* drawn before a live stream's first mask */
+
+  /* When to run the model: every interval-th frame, unless the frame barely changed. */
+  guint frames_since_submit = 0;
+  cv::Mat thumbnail;            /* of this frame, at the model's output size */
+  cv::Mat submitted_thumbnail;  /* of the last frame handed to the model */
+  std::uint64_t inferred = 0, skipped = 0;
+
+  /* What a frame waits for in offline mode, as answered to LATENCY queries. */
+  std::atomic < GstClockTime > offline_latency { 0 };
+  gboolean upstream_live = FALSE;
+  /* Downstream's QoS proportion (1.0 = keeping up; 2.0 = needs twice as fast), set by the src
+   * pad's QoS events from another thread. */
+  std::atomic < double >qos_proportion { 1.0 };
+
   unetseg::MaskFilter mask_filter;
   unetseg::Compositor compositor;
   GstBufferPool *mask_pool = nullptr;   /* GRAY8 at the model's output size */
@@ -93,10 +155,15 @@ struct UnetsegRuntime
   unetseg::PixelLayout layout = unetseg::PixelLayout::RGB;
 };
 
+
 /* A snapshot of the drawing properties, taken under the object lock once per frame. */
 struct UnetsegSettings
 {
   GstUnetsegMode mode;
+  guint interval;
+  gdouble skip_threshold;
+  gdouble smoothing;
+  gdouble smoothing_reset;
   unetseg::MaskOptions mask;
   unetseg::CompositorOptions draw;
   gboolean post_messages;
@@ -122,6 +189,17 @@ struct _GstUnetseg
   gchar *background_location;
   gboolean background_changed;
   gboolean post_messages;
+  GstUnetsegLive live;
+  guint interval;
+  gdouble skip_threshold;
+  gint threads;
+  gdouble smoothing;
+  gdouble smoothing_reset;
+  gdouble min_island;
+  gint smooth_contour;
+  gint feather;
+  gint guided_radius;
+  gdouble guided_eps;
 
   UnetsegRuntime *rt;
 };
@@ -169,6 +247,24 @@ gst_unetseg_backend_get_type (void)
   };
   if (g_once_init_enter (&type))
     g_once_init_leave (&type, g_enum_register_static ("GstUnetsegBackend", values));
+  return type;
+}
+
+#define GST_TYPE_UNETSEG_LIVE (gst_unetseg_live_get_type ())
+static GType
+gst_unetseg_live_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_UNETSEG_LIVE_AUTO, "Live when upstream is live (a camera), offline otherwise",
+        "auto"},
+    {GST_UNETSEG_LIVE_ON, "The model runs on its own thread on the newest frame; every frame "
+          "leaves at once with the newest mask", "on"},
+    {GST_UNETSEG_LIVE_OFF, "Every frame waits for the model and gets its own mask", "off"},
+    {0, NULL, NULL},
+  };
+  if (g_once_init_enter (&type))
+    g_once_init_leave (&type, g_enum_register_static ("GstUnetsegLive", values));
   return type;
 }
 
@@ -231,6 +327,17 @@ gst_unetseg_init (GstUnetseg * self)
   self->background_location = g_strdup (DEFAULT_BACKGROUND_LOCATION);
   self->background_changed = FALSE;
   self->post_messages = DEFAULT_POST_MESSAGES;
+  self->live = DEFAULT_LIVE;
+  self->interval = DEFAULT_INTERVAL;
+  self->skip_threshold = DEFAULT_SKIP_THRESHOLD;
+  self->threads = DEFAULT_THREADS;
+  self->smoothing = DEFAULT_SMOOTHING;
+  self->smoothing_reset = DEFAULT_SMOOTHING_RESET;
+  self->min_island = DEFAULT_MIN_ISLAND;
+  self->smooth_contour = DEFAULT_SMOOTH_CONTOUR;
+  self->feather = DEFAULT_FEATHER;
+  self->guided_radius = DEFAULT_GUIDED_RADIUS;
+  self->guided_eps = DEFAULT_GUIDED_EPS;
   self->rt = new UnetsegRuntime ();
 
   /* A meta-only pass maps the frame read-only: no copy of shared frames. */
@@ -315,6 +422,43 @@ gst_unetseg_set_property (GObject * object, guint prop_id, const GValue * value,
     case PROP_POST_MESSAGES:
       self->post_messages = g_value_get_boolean (value);
       break;
+    case PROP_LIVE:
+      if (is_streaming (self))
+        GST_WARNING_OBJECT (self, "live changes take effect at the next start");
+      self->live = (GstUnetsegLive) g_value_get_enum (value);
+      break;
+    case PROP_INTERVAL:
+      self->interval = g_value_get_uint (value);
+      break;
+    case PROP_SKIP_THRESHOLD:
+      self->skip_threshold = g_value_get_double (value);
+      break;
+    case PROP_THREADS:
+      if (is_streaming (self))
+        GST_WARNING_OBJECT (self, "threads changes take effect at the next start");
+      self->threads = g_value_get_int (value);
+      break;
+    case PROP_SMOOTHING:
+      self->smoothing = g_value_get_double (value);
+      break;
+    case PROP_SMOOTHING_RESET:
+      self->smoothing_reset = g_value_get_double (value);
+      break;
+    case PROP_MIN_ISLAND:
+      self->min_island = g_value_get_double (value);
+      break;
+    case PROP_SMOOTH_CONTOUR:
+      self->smooth_contour = g_value_get_int (value);
+      break;
+    case PROP_FEATHER:
+      self->feather = g_value_get_int (value);
+      break;
+    case PROP_GUIDED_RADIUS:
+      self->guided_radius = g_value_get_int (value);
+      break;
+    case PROP_GUIDED_EPS:
+      self->guided_eps = g_value_get_double (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -373,6 +517,39 @@ gst_unetseg_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_POST_MESSAGES:
       g_value_set_boolean (value, self->post_messages);
       break;
+    case PROP_LIVE:
+      g_value_set_enum (value, self->live);
+      break;
+    case PROP_INTERVAL:
+      g_value_set_uint (value, self->interval);
+      break;
+    case PROP_SKIP_THRESHOLD:
+      g_value_set_double (value, self->skip_threshold);
+      break;
+    case PROP_THREADS:
+      g_value_set_int (value, self->threads);
+      break;
+    case PROP_SMOOTHING:
+      g_value_set_double (value, self->smoothing);
+      break;
+    case PROP_SMOOTHING_RESET:
+      g_value_set_double (value, self->smoothing_reset);
+      break;
+    case PROP_MIN_ISLAND:
+      g_value_set_double (value, self->min_island);
+      break;
+    case PROP_SMOOTH_CONTOUR:
+      g_value_set_int (value, self->smooth_contour);
+      break;
+    case PROP_FEATHER:
+      g_value_set_int (value, self->feather);
+      break;
+    case PROP_GUIDED_RADIUS:
+      g_value_set_int (value, self->guided_radius);
+      break;
+    case PROP_GUIDED_EPS:
+      g_value_set_double (value, self->guided_eps);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -401,6 +578,19 @@ load_background (GstUnetseg * self, const std::string & location)
   GST_INFO_OBJECT (self, "background image %s: %dx%d", location.c_str (), rgb.cols, rgb.rows);
   self->rt->compositor.set_background_image (rgb);
   return TRUE;
+}
+
+/* Forgets the masks of the stream so far (start, flush): the next frame starts afresh. */
+static void
+reset_stream (UnetsegRuntime * rt)
+{
+  if (rt->async)
+    rt->async->flush ();
+  rt->have_result = FALSE;
+  rt->result.tag = -1;
+  rt->smoother.reset ();
+  rt->frames_since_submit = 0;
+  rt->submitted_thumbnail.release ();
 }
 
 static GstBufferPool *
@@ -434,6 +624,7 @@ gst_unetseg_start (GstBaseTransform * trans)
   const unetseg::Backend backend = to_lib_backend (self->backend);
   const std::string background = self->background_location ? self->background_location : "";
   self->background_changed = FALSE;
+  const gint threads = self->threads;
   GST_OBJECT_UNLOCK (self);
 
   if (model.empty ()) {
@@ -441,6 +632,12 @@ gst_unetseg_start (GstBaseTransform * trans)
         ("Set the 'model' property to an ONNX file with its JSON sidecar beside it, or to "
             "a catalog model's name."));
     return FALSE;
+  }
+
+  /* OpenCV has one thread pool per process: the last element to start sets it. */
+  if (threads > 0) {
+    cv::setNumThreads (threads);
+    GST_INFO_OBJECT (self, "OpenCV uses %d thread(s)", cv::getNumThreads ());
   }
 
   try {
@@ -488,6 +685,12 @@ gst_unetseg_start (GstBaseTransform * trans)
     rt->labels[1] = g_intern_static_string ("foreground");
   }
 
+  /* Until frames say otherwise, a frame waits about as long as the warm-up forward took. */
+  rt->offline_latency = (GstClockTime) (seg.last_times ().total_ms () * GST_MSECOND);
+  reset_stream (rt);
+  rt->live_decided = FALSE;
+  rt->qos_proportion = 1.0;
+
   GST_OBJECT_LOCK (self);
   g_free (self->active_backend);
   self->active_backend = g_strdup (unetseg::to_string (seg.active_backend ()));
@@ -503,6 +706,9 @@ gst_unetseg_stop (GstBaseTransform * trans)
   GstUnetseg *self = GST_UNETSEG (trans);
   UnetsegRuntime *rt = self->rt;
 
+  /* Joins the model thread: a forward in progress finishes first (it cannot be interrupted),
+   * and nothing it does waits for this thread, so this cannot deadlock. */
+  rt->async.reset ();
   if (rt->mask_pool) {
     gst_buffer_pool_set_active (rt->mask_pool, FALSE);
     gst_object_unref (rt->mask_pool);
@@ -584,9 +790,18 @@ take_settings (GstUnetseg * self, UnetsegSettings & s)
 {
   GST_OBJECT_LOCK (self);
   s.mode = self->mode;
+  s.interval = self->interval;
+  s.skip_threshold = self->skip_threshold;
+  s.smoothing = self->smoothing;
+  s.smoothing_reset = self->smoothing_reset;
   s.mask.threshold = self->threshold;
   s.mask.soft = self->soft_mask;
   s.mask.scaling = self->rt->segmenter->spec ().mask_scaling;
+  s.mask.min_island = self->min_island;
+  s.mask.smooth_contour = self->smooth_contour;
+  s.mask.feather = self->feather;
+  s.mask.guided_radius = self->guided_radius;
+  s.mask.guided_eps = self->guided_eps;
   s.draw.overlay_color = argb_to_rgb (self->overlay_color);
   s.draw.overlay_opacity = self->overlay_opacity;
   s.draw.blur_radius = self->blur_radius;
@@ -601,7 +816,7 @@ take_settings (GstUnetseg * self, UnetsegSettings & s)
 
 /* The model's view of the frame, as region ids or soft alpha, in a pooled GRAY8 buffer. */
 static GstBuffer *
-make_mask_buffer (GstUnetseg * self, const unetseg::Prediction & p)
+make_mask_buffer (GstUnetseg * self, const cv::Mat & foreground, const cv::Mat & class_map)
 {
   UnetsegRuntime *rt = self->rt;
   GstBuffer *mask = NULL;
@@ -619,16 +834,16 @@ make_mask_buffer (GstUnetseg * self, const unetseg::Prediction & p)
   cv::Mat out (size, CV_8UC1, GST_VIDEO_FRAME_PLANE_DATA (&frame, 0),
       GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0));
   if (rt->segmenter->spec ().multi_class ())
-    p.class_map.copyTo (out);
+    class_map.copyTo (out);
   else
-    p.foreground.convertTo (out, CV_8U, 255.0);
+    foreground.convertTo (out, CV_8U, 255.0);
   gst_video_frame_unmap (&frame);
   return mask;
 }
 
 static void
 post_frame_message (GstUnetseg * self, GstBuffer * buf, const unetseg::MaskStats & stats,
-    GstClockTime inference_ns)
+    GstClockTime inference_ns, GstClockTime mask_pts)
 {
   GstBaseTransform *trans = GST_BASE_TRANSFORM (self);
   const GstClockTime pts = GST_BUFFER_PTS (buf);
@@ -647,9 +862,85 @@ post_frame_message (GstUnetseg * self, GstBuffer * buf, const unetseg::MaskStats
       "bbox-width", G_TYPE_INT, stats.bounding_box.width,
       "bbox-height", G_TYPE_INT, stats.bounding_box.height,
       "inference-time", G_TYPE_UINT64, inference_ns,
+      "mask-timestamp", G_TYPE_UINT64, mask_pts,
+      "live", G_TYPE_BOOLEAN, self->rt->live,
       "model", G_TYPE_STRING, self->rt->segmenter->spec ().name.c_str (), NULL);
   gst_element_post_message (GST_ELEMENT (self),
       gst_message_new_element (GST_OBJECT (self), s));
+}
+
+/* Whether the model should see this frame: always until there is a mask, then every
+ * interval-th frame (stretched while downstream's QoS says it cannot keep up), unless the frame
+ * barely differs from the last one the model saw. */
+static gboolean
+wants_inference (UnetsegRuntime * rt, const UnetsegSettings & settings)
+{
+  if (!rt->have_result && !(rt->async && rt->async->busy ()))
+    return TRUE;
+  guint interval = settings.interval;
+  const double proportion = rt->qos_proportion;
+  if (proportion > 1.0)
+    interval = std::max (interval, (guint) std::ceil (proportion));
+  if (rt->frames_since_submit + 1 < interval)
+    return FALSE;
+  if (settings.skip_threshold > 0 && !rt->submitted_thumbnail.empty () &&
+      unetseg::mean_abs_difference (rt->thumbnail, rt->submitted_thumbnail) <
+      settings.skip_threshold) {
+    rt->skipped++;
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+upstream_is_live (GstUnetseg * self)
+{
+  GstQuery *query = gst_query_new_latency ();
+  gboolean live = FALSE;
+  if (gst_pad_peer_query (GST_BASE_TRANSFORM_SINK_PAD (self), query))
+    gst_query_parse_latency (query, &live, NULL, NULL);
+  gst_query_unref (query);
+  return live;
+}
+
+static gboolean
+resolve_live (GstUnetseg * self, gboolean upstream_live)
+{
+  GST_OBJECT_LOCK (self);
+  const GstUnetsegLive live = self->live;
+  GST_OBJECT_UNLOCK (self);
+  return live == GST_UNETSEG_LIVE_ON || (live == GST_UNETSEG_LIVE_AUTO && upstream_live);
+}
+
+/* Once per start, at the first frame: live or offline, and the model thread for live. */
+static void
+decide_live (GstUnetseg * self)
+{
+  UnetsegRuntime *rt = self->rt;
+  rt->upstream_live = upstream_is_live (self);
+  rt->live = resolve_live (self, rt->upstream_live);
+  rt->live_decided = TRUE;
+  if (rt->live && !rt->async)
+    rt->async.reset (new unetseg::AsyncSegmenter (*rt->segmenter));
+  GST_INFO_OBJECT (self, "%s mode (upstream is %slive)", rt->live ? "live" : "offline",
+      rt->upstream_live ? "" : "not ");
+}
+
+/* Offline, a frame waits for its inference: when that grows beyond what LATENCY queries were
+ * told, tell the pipeline (with headroom, so that jitter does not repeat this every frame). */
+static void
+note_offline_inference_time (GstUnetseg * self, double total_ms)
+{
+  UnetsegRuntime *rt = self->rt;
+  const GstClockTime took = (GstClockTime) (total_ms * GST_MSECOND);
+  if (took <= rt->offline_latency)
+    return;
+  rt->offline_latency = took + took / 4;
+  GST_DEBUG_OBJECT (self, "inference took %" GST_TIME_FORMAT ", latency now %" GST_TIME_FORMAT,
+      GST_TIME_ARGS (took), GST_TIME_ARGS ((GstClockTime) rt->offline_latency));
+  if (rt->upstream_live)
+    gst_element_post_message (GST_ELEMENT (self),
+        gst_message_new_latency (GST_OBJECT (self)));
 }
 
 static GstFlowReturn
@@ -657,11 +948,14 @@ gst_unetseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
 {
   GstUnetseg *self = GST_UNETSEG (filter);
   UnetsegRuntime *rt = self->rt;
+  unetseg::Segmenter & seg = *rt->segmenter;
   UnetsegSettings settings;
   take_settings (self, settings);
 
   if (settings.background_changed && !load_background (self, settings.background_location))
     return GST_FLOW_ERROR;
+  if (!rt->live_decided)
+    decide_live (self);
 
   const unetseg::FrameView view {
   static_cast < std::uint8_t * >(GST_VIDEO_FRAME_PLANE_DATA (frame, 0)),
@@ -669,22 +963,78 @@ gst_unetseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
         static_cast < std::size_t > (GST_VIDEO_FRAME_PLANE_STRIDE (frame, 0)), rt->layout};
   const cv::Size frame_size (view.width, view.height);
   GstBuffer *buf = frame->buffer;
+  const bool multi = seg.spec ().multi_class ();
 
   try {
-    const unetseg::Prediction & p = rt->segmenter->run (view);
-    const GstClockTime inference_ns =
-        (GstClockTime) (rt->segmenter->last_times ().total_ms () * GST_MSECOND);
-    const cv::Mat & alpha = rt->mask_filter.apply (p.foreground, frame_size, settings.mask);
-    const unetseg::MaskStats stats = unetseg::MaskFilter::stats (alpha);
+    /* 1. The model: on this frame, beside it (live), or not at all (interval, unchanged). */
+    const bool need_thumbnail = settings.skip_threshold > 0 || settings.smoothing > 0;
+    if (need_thumbnail)
+      unetseg::frame_thumbnail (view, seg.output_size (), rt->thumbnail);
+    else
+      rt->thumbnail.release ();
+    bool fresh = false;
+    if (wants_inference (rt, settings)) {
+      rt->frames_since_submit = 0;
+      rt->inferred++;
+      if (need_thumbnail)
+        rt->thumbnail.copyTo (rt->submitted_thumbnail);
+      const std::int64_t tag = (std::int64_t) GST_BUFFER_PTS (buf);
+      if (rt->live) {
+        rt->async->submit (view, tag, rt->thumbnail);
+      } else {
+        const unetseg::Prediction & p = seg.run (view);
+        rt->result.assign (p, rt->thumbnail, tag, seg.last_times ());
+        rt->result.sequence++;
+        note_offline_inference_time (self, seg.last_times ().total_ms ());
+        fresh = true;
+      }
+    } else {
+      rt->frames_since_submit++;
+    }
+    if (rt->live)
+      fresh = rt->async->take_latest (rt->result);
 
-    /* The meta: the model-resolution mask stretched over the whole frame. */
-    GstBuffer *mask = make_mask_buffer (self, p);
+    /* 2. The newest mask, smoothed over time: where the picture changed the new one counts. */
+    if (fresh) {
+      rt->have_result = TRUE;
+      if (settings.smoothing > 0 && !rt->result.thumbnail.empty ())
+        rt->smoothed = rt->smoother.apply (rt->result.foreground, rt->result.thumbnail,
+            settings.smoothing, settings.smoothing_reset);
+      else {
+        rt->smoother.reset ();
+        rt->smoothed = rt->result.foreground;
+      }
+    }
+    if (!rt->have_result) {
+      /* Live, before the first mask: nothing is known to be foreground, so nothing is shown as
+       * such (for blur/replace that hides rather than reveals), and no meta claims a mask. */
+      if (settings.mode != GST_UNETSEG_MODE_NONE &&
+          !(settings.mode == GST_UNETSEG_MODE_ALPHA && !unetseg::has_alpha (rt->layout))) {
+        rt->no_foreground.create (frame_size, CV_8UC1);
+        rt->no_foreground.setTo (0);
+        rt->compositor.draw (view, to_lib_mode (settings.mode), rt->no_foreground, cv::Mat (),
+            settings.draw);
+      }
+      GST_LOG_OBJECT (self, "no mask yet for %" GST_TIME_FORMAT,
+          GST_TIME_ARGS (GST_BUFFER_PTS (buf)));
+      return GST_FLOW_OK;
+    }
+
+    /* 3. At frame size, refined, guided by this frame's own edges. */
+    const cv::Mat & alpha = rt->mask_filter.apply (rt->smoothed, view, settings.mask);
+    const unetseg::MaskStats stats = unetseg::MaskFilter::stats (alpha);
+    const GstClockTime mask_pts = rt->result.tag < 0 ? GST_CLOCK_TIME_NONE :
+        (GstClockTime) rt->result.tag;
+    const GstClockTime inference_ns =
+        (GstClockTime) (rt->result.times.total_ms () * GST_MSECOND);
+
+    /* 4. The meta: the model-resolution mask stretched over the whole frame. */
+    GstBuffer *mask = make_mask_buffer (self, rt->smoothed, rt->result.class_map);
     if (!mask) {
       GST_ELEMENT_ERROR (self, RESOURCE, FAILED, ("Could not get a mask buffer."), (NULL));
       return GST_FLOW_ERROR;
     }
-    GST_BUFFER_PTS (mask) = GST_BUFFER_PTS (buf);
-    const bool multi = rt->segmenter->spec ().multi_class ();
+    GST_BUFFER_PTS (mask) = mask_pts;
     GstUnetsegMaskMeta *meta = gst_buffer_add_unetseg_mask_meta (buf, mask,
         multi ? GST_UNETSEG_MASK_SEMANTIC : GST_UNETSEG_MASK_FOREGROUND,
         0, 0, view.width, view.height);
@@ -695,8 +1045,8 @@ gst_unetseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
     }
     gst_unetseg_mask_meta_set_regions (meta, rt->region_ids.size (), rt->region_ids.data (),
         rt->labels.data ());
-    gst_unetseg_mask_meta_set_model (meta, rt->segmenter->spec ().name.c_str ());
-    meta->source_pts = GST_BUFFER_PTS (buf);
+    gst_unetseg_mask_meta_set_model (meta, seg.spec ().name.c_str ());
+    meta->source_pts = mask_pts;
     meta->inference_time = inference_ns;
 
     if (!stats.bounding_box.empty ()) {
@@ -705,25 +1055,79 @@ gst_unetseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
           r.width, r.height);
     }
 
+    /* 5. The drawing. */
     if (settings.mode != GST_UNETSEG_MODE_NONE) {
       if (settings.mode == GST_UNETSEG_MODE_ALPHA && !unetseg::has_alpha (rt->layout)) {
         /* Only while a switch to alpha mode is still being renegotiated. */
         GST_DEBUG_OBJECT (self, "alpha mode waits for a format with alpha");
       } else {
         const cv::Mat & classes = multi && settings.mode == GST_UNETSEG_MODE_OVERLAY ?
-            rt->mask_filter.upscale_classes (p.class_map, frame_size) : cv::Mat ();
+            rt->mask_filter.upscale_classes (rt->result.class_map, frame_size) : cv::Mat ();
         rt->compositor.draw (view, to_lib_mode (settings.mode), alpha, classes,
             settings.draw);
       }
     }
 
     if (settings.post_messages)
-      post_frame_message (self, buf, stats, inference_ns);
+      post_frame_message (self, buf, stats, inference_ns, mask_pts);
   } catch (const std::exception & e) {
     GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Segmentation failed: %s", e.what ()), (NULL));
     return GST_FLOW_ERROR;
   }
   return GST_FLOW_OK;
+}
+
+/* ---- events and queries ---- */
+
+static gboolean
+gst_unetseg_sink_event (GstBaseTransform * trans, GstEvent * event)
+{
+  GstUnetseg *self = GST_UNETSEG (trans);
+  /* Serialised with the streaming thread, so the runtime is ours to reset. A mask from before
+   * a seek belongs to another place in the stream. */
+  if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP && self->rt->segmenter)
+    reset_stream (self->rt);
+  return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
+}
+
+static gboolean
+gst_unetseg_src_event (GstBaseTransform * trans, GstEvent * event)
+{
+  GstUnetseg *self = GST_UNETSEG (trans);
+  if (GST_EVENT_TYPE (event) == GST_EVENT_QOS) {
+    gdouble proportion;
+    gst_event_parse_qos (event, NULL, &proportion, NULL, NULL);
+    self->rt->qos_proportion = proportion;
+    GST_LOG_OBJECT (self, "QoS proportion %.2f", proportion);
+  }
+  return GST_BASE_TRANSFORM_CLASS (parent_class)->src_event (trans, event);
+}
+
+/* LATENCY: offline, each frame waits for its inference, so that much is added; live, frames
+ * leave at once (the mask's own age is in the meta's source_pts, not in the pipeline's
+ * latency), so nothing is. */
+static gboolean
+gst_unetseg_query (GstBaseTransform * trans, GstPadDirection direction, GstQuery * query)
+{
+  GstUnetseg *self = GST_UNETSEG (trans);
+  if (direction != GST_PAD_SRC || GST_QUERY_TYPE (query) != GST_QUERY_LATENCY)
+    return GST_BASE_TRANSFORM_CLASS (parent_class)->query (trans, direction, query);
+
+  if (!GST_BASE_TRANSFORM_CLASS (parent_class)->query (trans, direction, query))
+    return FALSE;
+  gboolean upstream_live;
+  GstClockTime min, max;
+  gst_query_parse_latency (query, &upstream_live, &min, &max);
+  const GstClockTime ours = resolve_live (self, upstream_live) ? 0 :
+      (GstClockTime) self->rt->offline_latency;
+  GST_DEBUG_OBJECT (self, "upstream latency %" GST_TIME_FORMAT " (%slive), ours %"
+      GST_TIME_FORMAT, GST_TIME_ARGS (min), upstream_live ? "" : "not ",
+      GST_TIME_ARGS (ours));
+  min += ours;
+  if (GST_CLOCK_TIME_IS_VALID (max))
+    max += ours;
+  gst_query_set_latency (query, upstream_live, min, max);
+  return TRUE;
 }
 
 /* ---- class ---- */
@@ -793,6 +1197,57 @@ gst_unetseg_class_init (GstUnetsegClass * klass)
           "Post an element message \"unetseg\" per frame with foreground-fraction, bbox-*, "
           "inference-time (ns) and timestamps", DEFAULT_POST_MESSAGES, playing));
 
+  g_object_class_install_property (gobject_class, PROP_LIVE,
+      g_param_spec_enum ("live", "Live", "Whether frames wait for the model (off: every frame "
+          "gets its own mask) or leave at once with the newest mask while the model runs on "
+          "its own thread (on: the video never stalls; the meta's source_pts names the frame "
+          "the mask came from). auto: on when upstream is live (a camera)",
+          GST_TYPE_UNETSEG_LIVE, DEFAULT_LIVE, ready));
+  g_object_class_install_property (gobject_class, PROP_INTERVAL,
+      g_param_spec_uint ("interval", "Interval",
+          "Run the model on every Nth frame; the frames between carry the last mask",
+          1, 1000, DEFAULT_INTERVAL, playing));
+  g_object_class_install_property (gobject_class, PROP_SKIP_THRESHOLD,
+      g_param_spec_double ("skip-threshold", "Skip threshold",
+          "Reuse the last mask when the frame differs from the last one the model saw by less "
+          "than this mean absolute grey level (on a thumbnail; 0 = never skip)",
+          0.0, 255.0, DEFAULT_SKIP_THRESHOLD, playing));
+  g_object_class_install_property (gobject_class, PROP_THREADS,
+      g_param_spec_int ("threads", "Threads",
+          "CPU threads for OpenCV (the model and the drawing); 0 = OpenCV's default (all "
+          "cores). OpenCV has one pool per process: the last element to start sets it",
+          0, 256, DEFAULT_THREADS, ready));
+  g_object_class_install_property (gobject_class, PROP_SMOOTHING,
+      g_param_spec_double ("smoothing", "Smoothing",
+          "Temporal smoothing of the mask against flicker: the weight kept from the previous "
+          "mask (0 = off). Where the picture changed (smoothing-reset) the new mask counts "
+          "alone, so moving edges do not lag", 0.0, 0.99, DEFAULT_SMOOTHING, playing));
+  g_object_class_install_property (gobject_class, PROP_SMOOTHING_RESET,
+      g_param_spec_double ("smoothing-reset", "Smoothing reset",
+          "Grey-level change of a pixel between inferred frames above which smoothing "
+          "restarts there", 0.0, 255.0, DEFAULT_SMOOTHING_RESET, playing));
+  g_object_class_install_property (gobject_class, PROP_MIN_ISLAND,
+      g_param_spec_double ("min-island", "Minimum island",
+          "Drop foreground blobs, and fill background holes, smaller than this fraction of "
+          "the frame (0 = keep all)", 0.0, 1.0, DEFAULT_MIN_ISLAND, playing));
+  g_object_class_install_property (gobject_class, PROP_SMOOTH_CONTOUR,
+      g_param_spec_int ("smooth-contour", "Smooth contour",
+          "Smooth the mask's outline over this radius in frame pixels (0 = off)",
+          0, 100, DEFAULT_SMOOTH_CONTOUR, playing));
+  g_object_class_install_property (gobject_class, PROP_FEATHER,
+      g_param_spec_int ("feather", "Feather",
+          "Soft edge of this width in frame pixels: > 0 grows the mask outward, < 0 pulls "
+          "its edge inward (0 = off)", -100, 100, DEFAULT_FEATHER, playing));
+  g_object_class_install_property (gobject_class, PROP_GUIDED_RADIUS,
+      g_param_spec_int ("guided-radius", "Guided radius",
+          "Edge-aware upscaling of the mask, guided by the frame (a guided filter of this "
+          "radius in frame pixels), so hair and fingers follow the picture; 0 = bilinear",
+          0, 64, DEFAULT_GUIDED_RADIUS, playing));
+  g_object_class_install_property (gobject_class, PROP_GUIDED_EPS,
+      g_param_spec_double ("guided-eps", "Guided epsilon",
+          "Regularisation of the guided filter: larger follows the frame's edges less",
+          1e-6, 1.0, DEFAULT_GUIDED_EPS, playing));
+
   gst_element_class_set_static_metadata (element_class,
       "U-Net segmentation", "Filter/Effect/Video/Analyzer",
       "Segments each frame with a U-Net-family ONNX model (OpenCV DNN), attaches the mask "
@@ -806,12 +1261,16 @@ gst_unetseg_class_init (GstUnetsegClass * klass)
   trans_class->transform_caps = GST_DEBUG_FUNCPTR (gst_unetseg_transform_caps);
   trans_class->prepare_output_buffer =
       GST_DEBUG_FUNCPTR (gst_unetseg_prepare_output_buffer);
+  trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_unetseg_sink_event);
+  trans_class->src_event = GST_DEBUG_FUNCPTR (gst_unetseg_src_event);
+  trans_class->query = GST_DEBUG_FUNCPTR (gst_unetseg_query);
   trans_class->transform_ip_on_passthrough = TRUE;
   filter_class->set_info = GST_DEBUG_FUNCPTR (gst_unetseg_set_info);
   filter_class->transform_frame_ip = GST_DEBUG_FUNCPTR (gst_unetseg_transform_frame_ip);
 
   gst_type_mark_as_plugin_api (GST_TYPE_UNETSEG_MODE, (GstPluginAPIFlags) 0);
   gst_type_mark_as_plugin_api (GST_TYPE_UNETSEG_BACKEND, (GstPluginAPIFlags) 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_UNETSEG_LIVE, (GstPluginAPIFlags) 0);
 }
 
 static gboolean

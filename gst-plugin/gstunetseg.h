@@ -28,6 +28,13 @@ typedef enum {
   GST_UNETSEG_BACKEND_CUDA_FP16,
 } GstUnetsegBackend;
 
+/* Whether the video waits for the model (off) or the model runs beside it (on). */
+typedef enum {
+  GST_UNETSEG_LIVE_AUTO,
+  GST_UNETSEG_LIVE_ON,
+  GST_UNETSEG_LIVE_OFF,
+} GstUnetsegLive;
+
 GST_ELEMENT_REGISTER_DECLARE (unetseg);
 
 G_END_DECLS

@@ -8,6 +8,8 @@
 
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "gstunetsegmeta.h"
 #include "test_paths.hpp"
@@ -172,6 +174,55 @@ class Pipeline {
  private:
   GstElement* pipeline_ = nullptr;
   std::vector<GstMessage*> messages_;
+};
+
+using Props = std::vector<std::pair<std::string, std::string>>;
+
+// unetseg in a harness, with the given properties, fed frames of `info`.
+class UnetsegHarness {
+ public:
+  UnetsegHarness(const Props& props, const GstVideoInfo& info, const std::string& model = "unet_rg",
+                 bool upstream_live = false)
+      : info_(info) {
+    ensure_gst();
+    element_ = gst_element_factory_make("unetseg", nullptr);
+    EXPECT_NE(element_, nullptr) << "unetseg not found: is GST_PLUGIN_PATH set?";
+    g_object_set(element_, "model", test_model(model).c_str(), nullptr);
+    for (const auto& [name, value] : props) gst_util_set_object_arg(G_OBJECT(element_), name.c_str(), value.c_str());
+    bus_ = gst_bus_new();
+    gst_element_set_bus(element_, bus_);
+    h_ = gst_harness_new_with_element(element_, "sink", "src");
+    // GstHarness answers LATENCY queries as a live source unless told not to: most tests want
+    // the offline pairing (each frame its own mask), so upstream is live only when asked.
+    gst_harness_set_live(h_, upstream_live);
+    gst_harness_set_src_caps_str(h_, caps_string(info).c_str());
+  }
+  ~UnetsegHarness() {
+    gst_harness_teardown(h_);
+    gst_object_unref(element_);
+    gst_object_unref(bus_);
+  }
+  GstHarness* get() { return h_; }
+  GstElement* element() { return element_; }
+  GstBus* bus() { return bus_; }
+  const GstVideoInfo& info() const { return info_; }
+
+  // Pushes a frame and returns what came out (owned by the caller).
+  GstBuffer* process(GstBuffer* in) {
+    EXPECT_EQ(gst_harness_push(h_, in), GST_FLOW_OK);
+    GstBuffer* out = gst_harness_pull(h_);
+    EXPECT_NE(out, nullptr);
+    return out;
+  }
+  GstBuffer* process(const std::function<Rgba(int, int)>& colour, GstClockTime pts = 0) {
+    return process(make_frame(info_, colour, pts));
+  }
+
+ private:
+  GstVideoInfo info_;
+  GstElement* element_ = nullptr;
+  GstBus* bus_ = nullptr;
+  GstHarness* h_ = nullptr;
 };
 
 }  // namespace unetseg_test

@@ -232,6 +232,32 @@ def make_logit_rg(rng):
                    'logit_rg: 20*(R-G)')
 
 
+# slow_rg: logit_rg's answer, plus a deliberately heavy branch (10 convolutions of 32 channels
+# at 256x256, about 12 GFLOP: hundreds of ms on 2 cores) multiplied by zero: the "fake slow
+# model" of the live mode's tests, whose masks can still be checked against their frames.
+SLOW_LAYERS, SLOW_CHANNELS = 10, 32
+
+
+def make_slow_rg(rng):
+    g = Graph('slow_rg', rng)
+    hidden = rg_hidden(g, 'input', 0, 1, 2, 'conv1')                      # 4 x 64 x 64
+    w = np.zeros((1, 4, 1, 1), np.float32)
+    w[0, :2, 0, 0] = [K, -K]
+    logit = g.conv(hidden, w, np.zeros(1, np.float32), prefix='head')    # K*(R-G)
+    x = g.upsample2_nearest(g.upsample2_nearest('input'))                 # 3 x 256 x 256
+    x = g.relu(g.conv(x, random_kernel(rng, SLOW_CHANNELS, 3),
+                      np.zeros(SLOW_CHANNELS, np.float32), prefix='heavy'))
+    for _ in range(SLOW_LAYERS - 1):
+        x = g.relu(g.conv(x, random_kernel(rng, SLOW_CHANNELS, SLOW_CHANNELS),
+                          np.zeros(SLOW_CHANNELS, np.float32), prefix='heavy'))
+    x = g.maxpool2(g.maxpool2(x))                                         # 32 x 64 x 64
+    w = np.zeros((1, SLOW_CHANNELS, 1, 1), np.float32)                   # the branch x 0
+    nothing = g.conv(x, w, np.zeros(1, np.float32), prefix='discard')
+    g.node('Add', [logit, nothing], 'add', output='output')
+    return g.model([tensor('input', (1, 3, SIZE, SIZE))], [tensor('output', (1, 1, SIZE, SIZE))],
+                   'slow_rg: 20*(R-G), slowly')
+
+
 def make_twoclass_rg(rng):
     g = Graph('twoclass_rg', rng)
     hidden = rg_hidden(g, 'input', 2, 1, 2, 'conv1')  # BGR input: channel 2 is R, 1 is G
@@ -356,6 +382,8 @@ MODELS = [
     ('u2net_rsu', make_u2net_rsu,
      dict(color_order='RGB', kind='probability', mean=(0.485, 0.456, 0.406),
           std=(0.229, 0.224, 0.225), normalize_by_max=True, minmax=True)),
+    # appended, so that the seeds (SEED + index) of the models above stay as they were
+    ('slow_rg', make_slow_rg, dict(color_order='RGB', kind='logit')),
 ]
 
 
