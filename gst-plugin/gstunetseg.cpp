@@ -139,8 +139,12 @@ struct UnetsegRuntime
   cv::Mat submitted_thumbnail;  /* of the last frame handed to the model */
   std::uint64_t inferred = 0, skipped = 0;
 
-  /* What a frame waits for in offline mode, as answered to LATENCY queries. */
+  /* How long a frame stays in the element (from prepare_output_buffer to the end of the
+   * transform) in each mode, as answered to LATENCY queries: offline it includes the
+   * inference, live it does not. */
   std::atomic < GstClockTime > offline_latency { 0 };
+  std::atomic < GstClockTime > live_latency { 0 };
+  gint64 frame_start_us = 0;
   gboolean upstream_live = FALSE;
   /* Downstream's QoS proportion (1.0 = keeping up; 2.0 = needs twice as fast), set by the src
    * pad's QoS events from another thread. */
@@ -687,6 +691,7 @@ gst_unetseg_start (GstBaseTransform * trans)
 
   /* Until frames say otherwise, a frame waits about as long as the warm-up forward took. */
   rt->offline_latency = (GstClockTime) (seg.last_times ().total_ms () * GST_MSECOND);
+  rt->live_latency = 0;
   reset_stream (rt);
   rt->live_decided = FALSE;
   rt->qos_proportion = 1.0;
@@ -753,6 +758,43 @@ gst_unetseg_transform_caps (GstBaseTransform * trans, GstPadDirection direction,
   return result;
 }
 
+static void decide_live (GstUnetseg * self);
+static void take_settings (GstUnetseg * self, UnetsegSettings & s);
+
+/* Once per caps, before the first frame: runs a blank frame of the new size through everything
+ * a frame meets besides the model, so that the buffers are in place and the LATENCY answer is
+ * a measurement from the start (a live sink would otherwise find the first frames late). */
+static void
+rehearse_frame (GstUnetseg * self, const GstVideoInfo * info)
+{
+  UnetsegRuntime *rt = self->rt;
+  UnetsegSettings settings;
+  take_settings (self, settings);
+  const gint64 start = g_get_monotonic_time ();
+  const int bpp = unetseg::channel_offsets (rt->layout).bytes_per_pixel;
+  cv::Mat blank (GST_VIDEO_INFO_HEIGHT (info), GST_VIDEO_INFO_WIDTH (info), CV_8UC (bpp),
+      cv::Scalar::all (0));
+  const unetseg::FrameView view { blank.data, blank.cols, blank.rows, blank.step[0], rt->layout };
+  try {
+    cv::Mat blob;
+    rt->segmenter->preprocess (view, blob);
+    unetseg::frame_thumbnail (view, rt->segmenter->output_size (), rt->thumbnail);
+    const cv::Mat nothing = cv::Mat::zeros (rt->segmenter->output_size (), CV_32FC1);
+    const cv::Mat & alpha = rt->mask_filter.apply (nothing, view, settings.mask);
+    if (settings.mode != GST_UNETSEG_MODE_NONE && settings.mode != GST_UNETSEG_MODE_ALPHA)
+      rt->compositor.draw (view, to_lib_mode (settings.mode), alpha, cv::Mat (), settings.draw);
+  } catch (const std::exception & e) {
+    GST_DEBUG_OBJECT (self, "rehearsal failed: %s", e.what ());  /* the real frame will say */
+    return;
+  }
+  const GstClockTime took = (g_get_monotonic_time () - start) * GST_USECOND;
+  rt->live_latency = std::max < GstClockTime > (rt->live_latency, took + took / 4);
+  GST_DEBUG_OBJECT (self, "a %dx%d frame takes %" GST_TIME_FORMAT " besides the model",
+      blank.cols, blank.rows, GST_TIME_ARGS (took));
+  if (rt->live)
+    gst_element_post_message (GST_ELEMENT (self), gst_message_new_latency (GST_OBJECT (self)));
+}
+
 static gboolean
 gst_unetseg_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoInfo * in_info,
     GstCaps * outcaps, GstVideoInfo * out_info)
@@ -767,6 +809,11 @@ gst_unetseg_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoInfo * 
   self->rt->layout = layout;
   GST_DEBUG_OBJECT (self, "%s %dx%d", GST_VIDEO_INFO_NAME (in_info),
       GST_VIDEO_INFO_WIDTH (in_info), GST_VIDEO_INFO_HEIGHT (in_info));
+  if (self->rt->segmenter) {
+    if (!self->rt->live_decided)
+      decide_live (self);
+    rehearse_frame (self, in_info);
+  }
   return TRUE;
 }
 
@@ -778,6 +825,8 @@ static GstFlowReturn
 gst_unetseg_prepare_output_buffer (GstBaseTransform * trans, GstBuffer * input,
     GstBuffer ** outbuf)
 {
+  /* A frame's stay starts here: a copy of a shared buffer before drawing is part of it. */
+  GST_UNETSEG (trans)->rt->frame_start_us = g_get_monotonic_time ();
   if (gst_base_transform_is_passthrough (trans)) {
     *outbuf = gst_buffer_is_writable (input) ? input : gst_buffer_copy (input);
     return GST_FLOW_OK;
@@ -926,18 +975,21 @@ decide_live (GstUnetseg * self)
       rt->upstream_live ? "" : "not ");
 }
 
-/* Offline, a frame waits for its inference: when that grows beyond what LATENCY queries were
- * told, tell the pipeline (with headroom, so that jitter does not repeat this every frame). */
+/* When a frame stayed longer than LATENCY queries were told, tell the pipeline, with headroom
+ * so that jitter does not repeat this every frame. Offline that is about the inference; live
+ * it is the preprocess, mask and drawing, which a synchronised sink must also wait for. */
 static void
-note_offline_inference_time (GstUnetseg * self, double total_ms)
+note_processing_time (GstUnetseg * self)
 {
   UnetsegRuntime *rt = self->rt;
-  const GstClockTime took = (GstClockTime) (total_ms * GST_MSECOND);
-  if (took <= rt->offline_latency)
+  const GstClockTime took = (g_get_monotonic_time () - rt->frame_start_us) * GST_USECOND;
+  std::atomic < GstClockTime > &latency = rt->live ? rt->live_latency : rt->offline_latency;
+  if (took <= latency)
     return;
-  rt->offline_latency = took + took / 4;
-  GST_DEBUG_OBJECT (self, "inference took %" GST_TIME_FORMAT ", latency now %" GST_TIME_FORMAT,
-      GST_TIME_ARGS (took), GST_TIME_ARGS ((GstClockTime) rt->offline_latency));
+  latency = took + took / 4;
+  GST_DEBUG_OBJECT (self, "a frame took %" GST_TIME_FORMAT ", %s latency now %"
+      GST_TIME_FORMAT, GST_TIME_ARGS (took), rt->live ? "live" : "offline",
+      GST_TIME_ARGS ((GstClockTime) latency));
   if (rt->upstream_live)
     gst_element_post_message (GST_ELEMENT (self),
         gst_message_new_latency (GST_OBJECT (self)));
@@ -985,7 +1037,6 @@ gst_unetseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
         const unetseg::Prediction & p = seg.run (view);
         rt->result.assign (p, rt->thumbnail, tag, seg.last_times ());
         rt->result.sequence++;
-        note_offline_inference_time (self, seg.last_times ().total_ms ());
         fresh = true;
       }
     } else {
@@ -1017,6 +1068,7 @@ gst_unetseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
       }
       GST_LOG_OBJECT (self, "no mask yet for %" GST_TIME_FORMAT,
           GST_TIME_ARGS (GST_BUFFER_PTS (buf)));
+      note_processing_time (self);
       return GST_FLOW_OK;
     }
 
@@ -1070,6 +1122,7 @@ gst_unetseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
 
     if (settings.post_messages)
       post_frame_message (self, buf, stats, inference_ns, mask_pts);
+    note_processing_time (self);
   } catch (const std::exception & e) {
     GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Segmentation failed: %s", e.what ()), (NULL));
     return GST_FLOW_ERROR;
@@ -1103,9 +1156,9 @@ gst_unetseg_src_event (GstBaseTransform * trans, GstEvent * event)
   return GST_BASE_TRANSFORM_CLASS (parent_class)->src_event (trans, event);
 }
 
-/* LATENCY: offline, each frame waits for its inference, so that much is added; live, frames
- * leave at once (the mask's own age is in the meta's source_pts, not in the pipeline's
- * latency), so nothing is. */
+/* LATENCY: what a frame stays in the element. Offline that includes its inference (the warm-up
+ * forward until frames are measured); live it does not, only the preprocess, mask and drawing
+ * (the mask's own age is in the meta's source_pts, not in the pipeline's latency). */
 static gboolean
 gst_unetseg_query (GstBaseTransform * trans, GstPadDirection direction, GstQuery * query)
 {
@@ -1118,8 +1171,8 @@ gst_unetseg_query (GstBaseTransform * trans, GstPadDirection direction, GstQuery
   gboolean upstream_live;
   GstClockTime min, max;
   gst_query_parse_latency (query, &upstream_live, &min, &max);
-  const GstClockTime ours = resolve_live (self, upstream_live) ? 0 :
-      (GstClockTime) self->rt->offline_latency;
+  const GstClockTime ours = resolve_live (self, upstream_live) ?
+      (GstClockTime) self->rt->live_latency : (GstClockTime) self->rt->offline_latency;
   GST_DEBUG_OBJECT (self, "upstream latency %" GST_TIME_FORMAT " (%slive), ours %"
       GST_TIME_FORMAT, GST_TIME_ARGS (min), upstream_live ? "" : "not ",
       GST_TIME_ARGS (ours));

@@ -15,7 +15,11 @@
 //   flicker  not speed but stability: real clips decoded frame by frame through the model, the
 //            mask's change from frame to frame with TemporalSmoother at several factors, with
 //            and without its reset, and the lag that smoothing costs
+//   live     a live 30 fps source through unetseg (live mode) into a synchronised sink: frames
+//            out per second, frames missing or late at the sink, and how old each frame's mask
+//            is, in frames
 // A readable table goes to stdout, and with --json every figure, with the machine, to a file.
+#include <gst/base/gstbasesink.h>
 #include <gst/gst.h>
 #include <opencv2/core.hpp>
 #include <opencv2/core/utility.hpp>
@@ -28,6 +32,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <set>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -67,7 +72,7 @@ const char* kUsage =
     "                     (default overlay,alpha,blur,replace,mask)\n"
     "  --frames N         timed frames per size in library and element sections (default 30)\n"
     "  --warmup N         untimed frames first (default 3)\n"
-    "  --sections LIST    any of library, element, peer, memory, flicker (default\n"
+    "  --sections LIST    any of library, element, peer, memory, flicker, live (default\n"
     "                     library,element,peer)\n"
     "  --threads N        OpenCV (and PyTorch) threads (default: OpenCV's own, one per core)\n"
     "  --images DIR       photos the library frames are made from (default\n"
@@ -85,6 +90,9 @@ const char* kUsage =
     "  --flicker-frames N at most N frames of each clip (default all)\n"
     "  --flicker-size S   decode at WxH or 720p... (default each clip's own size)\n"
     "  --flicker-threshold T  TemporalSmoother's reset threshold, grey levels (default 12)\n"
+    "  --live-seconds N   length of the live section's stream (default 10)\n"
+    "  --live-size S      its frame size (default 720p), at --live-fps (default 30)\n"
+    "  --live-props P     more unetseg properties for it, e.g. \"smoothing=0.7 interval=2\"\n"
     "  --json FILE        every figure, per frame where there is one, as JSON\n"
     "  --help             this text\n"
     "\n"
@@ -95,7 +103,14 @@ const char* kUsage =
     "the reset at --flicker-threshold and without it, then upscaled (soft, bilinear) to the\n"
     "frame. Flicker: the mean |alpha_t - alpha_t-1| over consecutive frames, 0..1 (and the\n"
     "share of pixels whose hard mask, alpha >= 128, changes). Lag: mean |alpha_t - raw_t|\n"
-    "(raw: factor 0), and the k in 0..15 frames minimising mean |alpha_t - raw_t-k|.\n";
+    "(raw: factor 0), and the k in 0..15 frames minimising mean |alpha_t - raw_t-k|.\n"
+    "\n"
+    "Live (not part of the default run): a person photo made a live source by imagefreeze\n"
+    "is-live=true (a camera pointed at someone holding still) at --live-size and --live-fps ->\n"
+    "unetseg (live=auto: live) mode=--element-mode -> fakesink sync=true qos=true with a video\n"
+    "sink's max-lateness of 20 ms. Missing: frames the source never made (gaps in the PTS at the\n"
+    "sink); late: frames reaching the sink after their render time; dropped: the sink's own\n"
+    "count. Mask age: (frame PTS - PTS of the frame the mask came from) / frame period.\n";
 
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t0) {
@@ -180,6 +195,10 @@ struct Options {
   int flicker_frames = 0;  // 0: all
   NamedSize flicker_size{"", {0, 0}};  // empty: each clip's own
   double flicker_threshold = 12;
+  int live_seconds = 10;
+  NamedSize live_size{"720p", {1280, 720}};
+  int live_fps = 30;
+  std::string live_props;
   std::string json;
 
   bool wants(const std::string& section) const {
@@ -815,6 +834,162 @@ void print_memory(const MemoryResult& r, const Options& opt) {
               r.rss.back().second - first, peak);
 }
 
+// ---- live ---------------------------------------------------------------------------------
+
+struct LiveResult {
+  int expected = 0;                 // frames the source was asked for
+  int out = 0;                      // frames that reached the sink
+  int missing = 0;                  // gaps in the PTS at the sink: frames never made
+  int late = 0;                     // frames reaching the sink after their render time
+  guint64 rendered = 0, dropped = 0;  // the sink's own stats
+  int with_mask = 0;
+  std::vector<double> lateness_ms;  // per frame: arrival at the sink - its render time
+  std::vector<double> age_frames;   // per frame with a mask
+  std::set<guint64> mask_sources;   // distinct frames the model saw
+  double seconds = 0;
+  double latency_ms = 0;            // the sink's, at the end (what the pipeline configured)
+  Clock::time_point first_arrival, last_arrival;
+  double fps() const {
+    const double s = std::chrono::duration<double>(last_arrival - first_arrival).count();
+    return s > 0 ? (out - 1) / s : 0;
+  }
+  std::string pipeline;
+};
+
+struct LiveProbe {
+  GstElement* pipeline = nullptr;
+  GstElement* sink = nullptr;
+  GstClockTime period = 0, last_pts = GST_CLOCK_TIME_NONE;
+  LiveResult* r = nullptr;
+
+  static GstPadProbeReturn on_sink(GstPad* pad, GstPadProbeInfo* info, gpointer data) {
+    auto* self = static_cast<LiveProbe*>(data);
+    GstBuffer* buf = GST_PAD_PROBE_INFO_BUFFER(info);
+    const GstClockTime pts = GST_BUFFER_PTS(buf);
+    LiveResult& r = *self->r;
+    r.last_arrival = Clock::now();
+    if (r.out++ == 0) r.first_arrival = r.last_arrival;
+    if (GST_CLOCK_TIME_IS_VALID(self->last_pts) && pts > self->last_pts)
+      r.missing += static_cast<int>((pts - self->last_pts + self->period / 2) / self->period) - 1;
+    self->last_pts = pts;
+    // When the sink will render it: base time + running time + the pipeline's latency.
+    GstClock* clock = gst_element_get_clock(self->sink);
+    GstEvent* segment_event = gst_pad_get_sticky_event(pad, GST_EVENT_SEGMENT, 0);
+    if (clock && segment_event) {
+      const GstSegment* segment;
+      gst_event_parse_segment(segment_event, &segment);
+      const GstClockTime render_at = gst_element_get_base_time(self->sink) +
+                                     gst_segment_to_running_time(segment, GST_FORMAT_TIME, pts) +
+                                     gst_base_sink_get_latency(GST_BASE_SINK(self->sink));
+      const double lateness =
+          (static_cast<double>(gst_clock_get_time(clock)) - static_cast<double>(render_at)) / 1e6;
+      r.lateness_ms.push_back(lateness);
+      r.late += lateness > 0;
+    }
+    if (segment_event) gst_event_unref(segment_event);
+    if (clock) gst_object_unref(clock);
+    return GST_PAD_PROBE_OK;
+  }
+};
+
+LiveResult bench_live(const std::string& model_path, const fs::path& photo, const Options& opt) {
+  LiveResult r;
+  r.expected = opt.live_seconds * opt.live_fps;
+  r.pipeline = "filesrc location=" + quoted(photo.string()) +
+               " ! decodebin ! videoconvert ! videoscale ! " + caps_for(opt.live_size.size) +
+               " ! imagefreeze is-live=true num-buffers=" + std::to_string(r.expected) +
+               " ! video/x-raw,framerate=" + std::to_string(opt.live_fps) +
+               "/1 ! unetseg name=seg backend=cpu post-messages=true model=" + quoted(model_path) +
+               " mode=" + opt.element_mode + (opt.live_props.empty() ? "" : " " + opt.live_props) +
+               " ! fakesink name=sink sync=true qos=true max-lateness=20000000";
+  GError* error = nullptr;
+  GstElement* pipeline = gst_parse_launch(r.pipeline.c_str(), &error);
+  if (!pipeline) {
+    const std::string message = error ? error->message : "unknown error";
+    g_clear_error(&error);
+    throw unetseg::Error("cannot build the pipeline '" + r.pipeline + "': " + message);
+  }
+  g_clear_error(&error);
+  LiveProbe probe;
+  probe.pipeline = pipeline;
+  probe.sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+  probe.period = GST_SECOND / opt.live_fps;
+  probe.r = &r;
+  GstPad* pad = gst_element_get_static_pad(probe.sink, "sink");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, &LiveProbe::on_sink, &probe, nullptr);
+  gst_object_unref(pad);
+
+  std::fprintf(stderr, "unetseg-bench: live: %d s at %s, %d fps ...\n", opt.live_seconds,
+               opt.live_size.name.c_str(), opt.live_fps);
+  const auto start = Clock::now();
+  std::string failure;
+  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
+    failure = "the pipeline would not start";
+  GstBus* bus = gst_element_get_bus(pipeline);
+  while (failure.empty()) {
+    GstMessage* msg = gst_bus_timed_pop_filtered(
+        bus, GST_CLOCK_TIME_NONE,
+        static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_ELEMENT));
+    const GstMessageType type = GST_MESSAGE_TYPE(msg);
+    if (type == GST_MESSAGE_ERROR) {
+      GError* err = nullptr;
+      gchar* debug = nullptr;
+      gst_message_parse_error(msg, &err, &debug);
+      failure = std::string(err->message) + (debug ? std::string(" (") + debug + ")" : "");
+      g_clear_error(&err);
+      g_free(debug);
+    } else if (type == GST_MESSAGE_ELEMENT) {
+      // One per frame that carries a mask: its PTS and the PTS of the frame the mask came from.
+      const GstStructure* st = gst_message_get_structure(msg);
+      guint64 pts = 0, source = 0;
+      if (gst_structure_has_name(st, "unetseg") &&
+          gst_structure_get_uint64(st, "timestamp", &pts) &&
+          gst_structure_get_uint64(st, "mask-timestamp", &source)) {
+        ++r.with_mask;
+        r.age_frames.push_back(static_cast<double>(pts - source) / probe.period);
+        r.mask_sources.insert(source);
+      }
+    }
+    gst_message_unref(msg);
+    if (type == GST_MESSAGE_EOS) break;
+  }
+  r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  r.latency_ms = gst_base_sink_get_latency(GST_BASE_SINK(probe.sink)) / 1e6;
+  GstStructure* stats = nullptr;
+  g_object_get(probe.sink, "stats", &stats, nullptr);
+  if (stats) {
+    gst_structure_get_uint64(stats, "rendered", &r.rendered);
+    gst_structure_get_uint64(stats, "dropped", &r.dropped);
+    gst_structure_free(stats);
+  }
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(probe.sink);
+  gst_object_unref(bus);
+  gst_object_unref(pipeline);
+  if (!failure.empty()) throw unetseg::Error("live pipeline failed: " + failure);
+  return r;
+}
+
+void print_live(const LiveResult& r, const Options& opt) {
+  std::printf("\nLive: a photo as a live %s %d fps source -> unetseg mode=%s%s%s -> fakesink "
+              "sync=true (max-lateness 20 ms)\n",
+              opt.live_size.name.c_str(), opt.live_fps, opt.element_mode.c_str(),
+              opt.live_props.empty() ? "" : " ", opt.live_props.c_str());
+  const Summary late = summarize(r.lateness_ms), age = summarize(r.age_frames);
+  const double max_age =
+      r.age_frames.empty() ? 0 : *std::max_element(r.age_frames.begin(), r.age_frames.end());
+  std::printf("frames: %d asked, %d at the sink, %.1f fps from the first to the last; missing "
+              "%d, late %d, sink rendered %lu, dropped %lu\n",
+              r.expected, r.out, r.fps(), r.missing, r.late,
+              static_cast<unsigned long>(r.rendered), static_cast<unsigned long>(r.dropped));
+  std::printf("lateness at the sink, ms (negative: early): %s; the pipeline's latency %.1f ms\n",
+              fmt(late).c_str(), r.latency_ms);
+  std::printf("mask age, frames: median %.1f, p95 %.1f, max %.1f; %d frames before the first "
+              "mask; the model saw %zu frames (%.1f a second)\n",
+              age.median, age.p95, max_age, r.out - r.with_mask, r.mask_sources.size(),
+              r.mask_sources.size() / r.seconds);
+}
+
 // ---- flicker ------------------------------------------------------------------------------
 
 constexpr double kFlickerFactors[] = {0.5, 0.7, 0.9};  // and 0, the raw masks
@@ -1092,7 +1267,8 @@ void write_series(cv::FileStorage& fs, const std::string& key, const StageSeries
 void write_json(const std::string& path, const Options& opt, const unetseg::Segmenter& seg,
                 const std::vector<LibraryResult>& library,
                 const std::vector<ElementResult>& element, const PeerResult* peer,
-                const MemoryResult* memory, const FlickerResult* flicker) {
+                const MemoryResult* memory, const FlickerResult* flicker,
+                const LiveResult* live) {
   cv::FileStorage fs(path, cv::FileStorage::WRITE | cv::FileStorage::FORMAT_JSON);
   if (!fs.isOpened()) throw unetseg::Error("cannot write " + path);
   const std::time_t now = std::time(nullptr);
@@ -1180,6 +1356,17 @@ void write_json(const std::string& path, const Options& opt, const unetseg::Segm
     }
     fs << "]" << "}";
   }
+  if (live) {
+    fs << "live" << "{" << "pipeline" << live->pipeline << "expected" << live->expected
+       << "frames" << live->out << "seconds" << live->seconds << "fps" << live->fps()
+       << "missing" << live->missing
+       << "late" << live->late << "rendered" << static_cast<double>(live->rendered)
+       << "dropped" << static_cast<double>(live->dropped) << "with_mask" << live->with_mask
+       << "model_frames" << static_cast<int>(live->mask_sources.size())
+       << "latency_ms" << live->latency_ms;
+    write_series(fs, "lateness_ms", live->lateness_ms);
+    fs << "age_frames" << live->age_frames << "}";
+  }
 }
 
 // ---- main ---------------------------------------------------------------------------------
@@ -1226,9 +1413,10 @@ int parse_args(int argc, char** argv, Options* opt) {
     } else if (arg == "--sections") {
       opt->sections = split(value);
       for (const auto& s : opt->sections)
-        if (s != "library" && s != "element" && s != "peer" && s != "memory" && s != "flicker")
+        if (s != "library" && s != "element" && s != "peer" && s != "memory" && s != "flicker" &&
+            s != "live")
           return usage_error("unknown section '" + s +
-                             "' (library, element, peer, memory, flicker)");
+                             "' (library, element, peer, memory, flicker, live)");
     } else if (arg == "--threads") {
       if (!parse_int(value, 1, 256, &opt->threads)) return usage_error("--threads: 1 to 256");
     } else if (arg == "--images") opt->images = value;
@@ -1252,6 +1440,15 @@ int parse_args(int argc, char** argv, Options* opt) {
         return usage_error("--memory-frames: 1 or more");
     } else if (arg == "--memory-size") {
       if (!parse_size(value, &opt->memory_size)) return usage_error("--memory-size: WxH or 720p");
+    } else if (arg == "--live-seconds") {
+      if (!parse_int(value, 1, 86400, &opt->live_seconds))
+        return usage_error("--live-seconds: a whole number of seconds, 1 or more");
+    } else if (arg == "--live-size") {
+      if (!parse_size(value, &opt->live_size)) return usage_error("--live-size: WxH or 720p");
+    } else if (arg == "--live-fps") {
+      if (!parse_int(value, 1, 240, &opt->live_fps)) return usage_error("--live-fps: 1 to 240");
+    } else if (arg == "--live-props") {
+      opt->live_props = value;
     } else if (arg == "--flicker-clips") {
       opt->flicker_clips = split(value);
       if (opt->flicker_clips.empty()) return usage_error("--flicker-clips: give at least one");
@@ -1315,7 +1512,7 @@ int run(const Options& opt) {
     }
   print_library(library, opt);
 
-  if ((opt.wants("element") || opt.wants("memory")) && !find_element())
+  if ((opt.wants("element") || opt.wants("memory") || opt.wants("live")) && !find_element())
     throw unetseg::Error("the unetseg element is not found: build it (ninja -C build) or set "
                          "GST_PLUGIN_PATH to the folder with libgstunetseg.so");
   std::vector<ElementResult> element;
@@ -1346,10 +1543,15 @@ int run(const Options& opt) {
     flicker = bench_flicker(seg, opt);
     print_flicker(flicker, seg);
   }
+  LiveResult live;
+  if (opt.wants("live")) {
+    live = bench_live(model_path, loaded.first, opt);
+    print_live(live, opt);
+  }
   if (!opt.json.empty()) {
     write_json(opt.json, opt, seg, library, element, opt.wants("peer") ? &peer : nullptr,
                opt.wants("memory") ? &memory : nullptr,
-               opt.wants("flicker") ? &flicker : nullptr);
+               opt.wants("flicker") ? &flicker : nullptr, opt.wants("live") ? &live : nullptr);
     std::fprintf(stderr, "unetseg-bench: wrote %s\n", opt.json.c_str());
   }
   return 0;

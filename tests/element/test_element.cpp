@@ -401,6 +401,31 @@ TEST(Properties, ModeThresholdAndSoftMaskChangeWhilePlaying) {
   EXPECT_EQ(left_value(), (Rgba{0, 0, 255, -1}));
 }
 
+// The refinement properties reach the mask, and change it while PLAYING.
+TEST(Properties, RefinementChangesTheMaskWhilePlaying) {
+  const GstVideoInfo info = video_info("RGB", kW, kH);
+  UnetsegHarness h({{"mode", "mask"}}, info);
+  auto white_at = [&](int x) {
+    GstBuffer* out = h.process(red_green);
+    const int v = FrameReader(info, out).at(x, kH / 2).r;
+    gst_buffer_unref(out);
+    return v;
+  };
+  EXPECT_EQ(white_at(kSplit + 5), 0) << "plain: background right of the split";
+  g_object_set(h.element(), "feather", 20, nullptr);
+  const int feathered = white_at(kSplit + 5);
+  EXPECT_GT(feathered, 0) << "feather > 0 grows the mask outward";
+  EXPECT_LT(feathered, 255) << "with a soft ramp";
+  g_object_set(h.element(), "feather", 0, "guided-radius", 8, nullptr);
+  EXPECT_EQ(white_at(5), 255);
+  EXPECT_EQ(white_at(kW - 5), 0);
+  // The red half is half the frame: an island that small is kept at 0.5, dropped above.
+  g_object_set(h.element(), "guided-radius", 0, "min-island", 0.5, nullptr);
+  EXPECT_EQ(white_at(5), 255);
+  g_object_set(h.element(), "min-island", 0.6, nullptr);
+  EXPECT_EQ(white_at(5), 0);
+}
+
 TEST(Properties, PostMessagesLikeLevelDoes) {
   const GstVideoInfo info = video_info("RGB", kW, kH);
   UnetsegHarness h({{"mode", "none"}, {"post-messages", "true"}}, info);

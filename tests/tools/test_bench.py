@@ -174,6 +174,59 @@ class Flicker(unittest.TestCase):
             self.assertIn(junk.name, r.stderr)
 
 
+class Live(unittest.TestCase):
+    """The live section on a second of small frames with the slow test model: the frames all
+    reach the sink although the model is far slower than the source (no figure compared with
+    a speed: only that each count is there and consistent)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.json_path = os.path.join(cls.tmp.name, "live.json")
+        slow = os.path.join(os.environ.get("UNETSEG_TEST_MODELS", ""), "slow_rg.onnx")
+        cls.result = bench("--model", slow, "--sections", "live", "--live-seconds", "1",
+                           "--live-size", "64x48", "--live-fps", "30",
+                           "--live-props", "smoothing=0.5", "--json", cls.json_path)
+        cls.report = None
+        if cls.result.returncode == 0:
+            with open(cls.json_path) as f:
+                cls.report = json.load(f)["live"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        self.assertEqual(self.result.returncode, 0, self.result.stderr)
+
+    def test_table_on_stdout(self):
+        self.assertIn("Live: a photo as a live 64x48 30 fps source", self.result.stdout)
+        self.assertIn("mask age, frames:", self.result.stdout)
+        print(self.result.stdout)
+
+    def test_counts(self):
+        r = self.report
+        self.assertIn("smoothing=0.5", r["pipeline"])
+        self.assertEqual(r["expected"], 30)
+        self.assertEqual(r["frames"], 30, "a live source's frames all reach the sink")
+        self.assertEqual(r["frames"], r["rendered"] + r["dropped"])
+        self.assertEqual(len(r["lateness_ms"]["all"]), r["frames"])
+        self.assertEqual(len(r["age_frames"]), r["with_mask"])
+        self.assertLessEqual(r["with_mask"], r["frames"])
+        self.assertTrue(all(a >= 0 for a in r["age_frames"]), "no mask from a later frame")
+        # The model (hundreds of ms) saw far fewer frames than the source made.
+        self.assertGreaterEqual(r["model_frames"], 1)
+        self.assertLess(r["model_frames"], r["frames"])
+
+    def test_bad_live_options(self):
+        for args, word in ((["--live-seconds", "0"], "--live-seconds"),
+                           (["--live-fps", "1000"], "--live-fps"),
+                           (["--live-size", "big"], "--live-size")):
+            r = bench(*args)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(word, r.stderr)
+
+
 class BadUsage(unittest.TestCase):
     def check(self, args, status, words):
         r = bench(*args)
