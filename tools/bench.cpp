@@ -589,9 +589,7 @@ struct PipelineProbe {
   }
 };
 
-// Runs `description` (which names its unetseg element "seg") until the probe has seen enough
-// frames, EOS or an error.
-void run_pipeline(const std::string& description, PipelineProbe& probe) {
+GstElement* parse_pipeline(const std::string& description) {
   GError* error = nullptr;
   GstElement* pipeline = gst_parse_launch(description.c_str(), &error);
   if (!pipeline) {
@@ -600,6 +598,24 @@ void run_pipeline(const std::string& description, PipelineProbe& probe) {
     throw unetseg::Error("cannot build the pipeline '" + description + "': " + message);
   }
   g_clear_error(&error);  // a recoverable warning
+  return pipeline;
+}
+
+// An ERROR message's text and debug string.
+std::string error_text(GstMessage* msg) {
+  GError* err = nullptr;
+  gchar* debug = nullptr;
+  gst_message_parse_error(msg, &err, &debug);
+  std::string text = std::string(err->message) + (debug ? std::string(" (") + debug + ")" : "");
+  g_clear_error(&err);
+  g_free(debug);
+  return text;
+}
+
+// Runs `description` (which names its unetseg element "seg") until the probe has seen enough
+// frames, EOS or an error.
+void run_pipeline(const std::string& description, PipelineProbe& probe) {
+  GstElement* pipeline = parse_pipeline(description);
   probe.pipeline = pipeline;
   GstElement* seg = gst_bin_get_by_name(GST_BIN(pipeline), "seg");
   GstPad* sink = gst_element_get_static_pad(seg, "sink");
@@ -620,12 +636,7 @@ void run_pipeline(const std::string& description, PipelineProbe& probe) {
         static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_APPLICATION));
     const GstMessageType type = GST_MESSAGE_TYPE(msg);
     if (type == GST_MESSAGE_ERROR) {
-      GError* err = nullptr;
-      gchar* debug = nullptr;
-      gst_message_parse_error(msg, &err, &debug);
-      failure = std::string(err->message) + (debug ? std::string(" (") + debug + ")" : "");
-      g_clear_error(&err);
-      g_free(debug);
+      failure = error_text(msg);
     }
     gst_message_unref(msg);
     if (type != GST_MESSAGE_ERROR) break;  // done, or EOS before enough frames
@@ -902,14 +913,7 @@ LiveResult bench_live(const std::string& model_path, const fs::path& photo, cons
                "/1 ! unetseg name=seg backend=cpu post-messages=true model=" + quoted(model_path) +
                " mode=" + opt.element_mode + (opt.live_props.empty() ? "" : " " + opt.live_props) +
                " ! fakesink name=sink sync=true qos=true max-lateness=20000000";
-  GError* error = nullptr;
-  GstElement* pipeline = gst_parse_launch(r.pipeline.c_str(), &error);
-  if (!pipeline) {
-    const std::string message = error ? error->message : "unknown error";
-    g_clear_error(&error);
-    throw unetseg::Error("cannot build the pipeline '" + r.pipeline + "': " + message);
-  }
-  g_clear_error(&error);
+  GstElement* pipeline = parse_pipeline(r.pipeline);
   LiveProbe probe;
   probe.pipeline = pipeline;
   probe.sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
@@ -932,12 +936,7 @@ LiveResult bench_live(const std::string& model_path, const fs::path& photo, cons
         static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_ELEMENT));
     const GstMessageType type = GST_MESSAGE_TYPE(msg);
     if (type == GST_MESSAGE_ERROR) {
-      GError* err = nullptr;
-      gchar* debug = nullptr;
-      gst_message_parse_error(msg, &err, &debug);
-      failure = std::string(err->message) + (debug ? std::string(" (") + debug + ")" : "");
-      g_clear_error(&err);
-      g_free(debug);
+      failure = error_text(msg);
     } else if (type == GST_MESSAGE_ELEMENT) {
       // One per frame that carries a mask: its PTS and the PTS of the frame the mask came from.
       const GstStructure* st = gst_message_get_structure(msg);
@@ -1079,14 +1078,7 @@ int decode_clip(const fs::path& clip, cv::Size size, int max_frames,
   const std::string description = "filesrc location=" + quoted(clip.string()) +
                                    " ! decodebin ! videoconvert ! videoscale ! " + caps +
                                    " ! appsink name=sink sync=false max-buffers=2";
-  GError* error = nullptr;
-  GstElement* pipeline = gst_parse_launch(description.c_str(), &error);
-  if (!pipeline) {
-    const std::string message = error ? error->message : "unknown error";
-    g_clear_error(&error);
-    throw unetseg::Error("cannot build the pipeline '" + description + "': " + message);
-  }
-  g_clear_error(&error);
+  GstElement* pipeline = parse_pipeline(description);
   GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
   std::string failure;
   int frames = 0;
@@ -1102,12 +1094,7 @@ int decode_clip(const fs::path& clip, cv::Size size, int max_frames,
                             &sample);
       if (!sample) {
         if (GstMessage* msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
-          GError* err = nullptr;
-          gchar* debug = nullptr;
-          gst_message_parse_error(msg, &err, &debug);
-          failure = std::string(err->message) + (debug ? std::string(" (") + debug + ")" : "");
-          g_clear_error(&err);
-          g_free(debug);
+          failure = error_text(msg);
           gst_message_unref(msg);
         }
         gboolean eos = FALSE;

@@ -176,6 +176,18 @@ class Pipeline {
   std::vector<GstMessage*> messages_;
 };
 
+// Pushes EOS into the harness and tells whether it came out the other side (at once: the events
+// already pushed out are read without waiting).
+inline bool eos_goes_through(GstHarness* h) {
+  EXPECT_TRUE(gst_harness_push_event(h, gst_event_new_eos()));
+  bool saw_eos = false;
+  while (GstEvent* ev = gst_harness_try_pull_event(h)) {
+    saw_eos |= GST_EVENT_TYPE(ev) == GST_EVENT_EOS;
+    gst_event_unref(ev);
+  }
+  return saw_eos;
+}
+
 using Props = std::vector<std::pair<std::string, std::string>>;
 
 // unetseg in a harness, with the given properties, fed frames of `info`.

@@ -513,13 +513,7 @@ TEST(States, FlushThenKeepGoingThenEos) {
     EXPECT_EQ(f.at(60, 5), (Rgba{0, 0, 0, -1}));
   }
   gst_buffer_unref(out);
-  EXPECT_TRUE(gst_harness_push_event(h.get(), gst_event_new_eos()));
-  bool saw_eos = false;
-  while (GstEvent* ev = gst_harness_try_pull_event(h.get())) {
-    saw_eos |= GST_EVENT_TYPE(ev) == GST_EVENT_EOS;
-    gst_event_unref(ev);
-  }
-  EXPECT_TRUE(saw_eos);
+  EXPECT_TRUE(eos_goes_through(h.get()));
 }
 
 // Switching to alpha mode while PLAYING renegotiates through videoconvert to a format with alpha,

@@ -186,13 +186,7 @@ TEST(Live, FlushEosAndStopWhileTheModelThinks) {
 
   // EOS goes through at once, with a forward still running.
   gst_buffer_unref(h.process(frame_at(info, pts)));
-  EXPECT_TRUE(gst_harness_push_event(h.get(), gst_event_new_eos()));
-  bool saw_eos = false;
-  while (GstEvent* ev = gst_harness_try_pull_event(h.get())) {
-    saw_eos |= GST_EVENT_TYPE(ev) == GST_EVENT_EOS;
-    gst_event_unref(ev);
-  }
-  EXPECT_TRUE(saw_eos);
+  EXPECT_TRUE(eos_goes_through(h.get()));
 
   // Stopped in the middle of a forward: the state change waits for it and returns.
   UnetsegHarness stopped({{"mode", "mask"}}, info, "slow_rg", /*upstream_live=*/true);

@@ -23,17 +23,23 @@ def bench(*args):
     return subprocess.run([BENCH, *args], capture_output=True, text=True, timeout=600)
 
 
-class AllSections(unittest.TestCase):
+class SectionRun(unittest.TestCase):
+    """Runs unetseg-bench once for the class, with args() and --json, keeping the result and
+    the JSON report; every test first checks that the run succeeded."""
+
+    @classmethod
+    def args(cls):
+        raise NotImplementedError
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
-        cls.json_path = os.path.join(cls.tmp.name, "bench.json")
-        cls.result = bench("--model", MODEL, "--sizes", "160x120,96x64", "--frames", "3",
-                        "--warmup", "1", "--sections", "library,element,peer,memory",
-                        "--peer-size", "64", "--peer-frame", "96x64", "--peer-frames", "1",
-                        "--memory-frames", "40", "--memory-size", "64x48",
-                        "--json", cls.json_path)
-        cls.report = json.load(open(cls.json_path)) if cls.result.returncode == 0 else None
+        json_path = os.path.join(cls.tmp.name, "bench.json")
+        cls.result = bench(*cls.args(), "--json", json_path)
+        cls.report = None
+        if cls.result.returncode == 0:
+            with open(json_path) as f:
+                cls.report = json.load(f)
 
     @classmethod
     def tearDownClass(cls):
@@ -41,6 +47,15 @@ class AllSections(unittest.TestCase):
 
     def setUp(self):
         self.assertEqual(self.result.returncode, 0, self.result.stderr)
+
+
+class AllSections(SectionRun):
+    @classmethod
+    def args(cls):
+        return ("--model", MODEL, "--sizes", "160x120,96x64", "--frames", "3", "--warmup", "1",
+                "--sections", "library,element,peer,memory", "--peer-size", "64",
+                "--peer-frame", "96x64", "--peer-frames", "1", "--memory-frames", "40",
+                "--memory-size", "64x48")
 
     def test_tables_on_stdout(self):
         for title in ("Library:", "Composite,", "Heap allocations", "Element:", "Peer:",
@@ -103,29 +118,15 @@ class AllSections(unittest.TestCase):
         self.assertTrue(all(s["mib"] > 0 for s in memory["rss_mib"]))
 
 
-class Flicker(unittest.TestCase):
+class Flicker(SectionRun):
     """The flicker section on a few small frames of one real clip (no figure compared with a
     quality bar: only that every row is there and means what it says)."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.json_path = os.path.join(cls.tmp.name, "flicker.json")
-        cls.clip = os.path.join(SHARED, "media", "asl", "thanks.mkv")
-        cls.result = bench("--model", MODEL, "--sections", "flicker", "--flicker-clips", cls.clip,
-                           "--flicker-frames", "6", "--flicker-size", "64x48",
-                           "--flicker-threshold", "10", "--json", cls.json_path)
-        cls.report = None
-        if cls.result.returncode == 0:
-            with open(cls.json_path) as f:
-                cls.report = json.load(f)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-
-    def setUp(self):
-        self.assertEqual(self.result.returncode, 0, self.result.stderr)
+    def args(cls):
+        return ("--model", MODEL, "--sections", "flicker", "--flicker-clips",
+                os.path.join(SHARED, "media", "asl", "thanks.mkv"), "--flicker-frames", "6",
+                "--flicker-size", "64x48", "--flicker-threshold", "10")
 
     def test_table_on_stdout(self):
         self.assertIn("Flicker:", self.result.stdout)
@@ -174,30 +175,16 @@ class Flicker(unittest.TestCase):
             self.assertIn(junk.name, r.stderr)
 
 
-class Live(unittest.TestCase):
+class Live(SectionRun):
     """The live section on a second of small frames with the slow test model: the frames all
     reach the sink although the model is far slower than the source (no figure compared with
     a speed: only that each count is there and consistent)."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.json_path = os.path.join(cls.tmp.name, "live.json")
+    def args(cls):
         slow = os.path.join(os.environ.get("UNETSEG_TEST_MODELS", ""), "slow_rg.onnx")
-        cls.result = bench("--model", slow, "--sections", "live", "--live-seconds", "1",
-                           "--live-size", "64x48", "--live-fps", "30",
-                           "--live-props", "smoothing=0.5", "--json", cls.json_path)
-        cls.report = None
-        if cls.result.returncode == 0:
-            with open(cls.json_path) as f:
-                cls.report = json.load(f)["live"]
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-
-    def setUp(self):
-        self.assertEqual(self.result.returncode, 0, self.result.stderr)
+        return ("--model", slow, "--sections", "live", "--live-seconds", "1", "--live-size",
+                "64x48", "--live-fps", "30", "--live-props", "smoothing=0.5")
 
     def test_table_on_stdout(self):
         self.assertIn("Live: a photo as a live 64x48 30 fps source", self.result.stdout)
@@ -205,7 +192,7 @@ class Live(unittest.TestCase):
         print(self.result.stdout)
 
     def test_counts(self):
-        r = self.report
+        r = self.report["live"]
         self.assertIn("smoothing=0.5", r["pipeline"])
         self.assertEqual(r["expected"], 30)
         self.assertEqual(r["frames"], 30, "a live source's frames all reach the sink")
