@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "element_util.hpp"
+#include <opencv2/core/utility.hpp>
+
 #include "unetseg/compositor.hpp"
 #include "unetseg/segmenter.hpp"
 
@@ -426,6 +428,46 @@ TEST(Properties, RefinementChangesTheMaskWhilePlaying) {
   EXPECT_EQ(white_at(5), 0);
 }
 
+// smooth-contour rounds a square's corner; guided-eps changes how far the guided upscale
+// follows the frame where the model is unsure (an orange-ish half: p about 0.83).
+TEST(Properties, SmoothContourAndGuidedEpsReachTheMask) {
+  const GstVideoInfo info = video_info("RGB", kW, kH);
+  auto square = [](int x, int y) { return x < 100 && y < 100 ? kRed : kGreen; };
+  UnetsegHarness h({{"mode", "mask"}}, info);
+  auto white_at = [&](const std::function<Rgba(int, int)>& colour, int x, int y) {
+    GstBuffer* out = h.process(colour);
+    const int v = FrameReader(info, out).at(x, y).r;
+    gst_buffer_unref(out);
+    return v;
+  };
+  EXPECT_EQ(white_at(square, 97, 97), 255) << "a sharp corner";
+  g_object_set(h.element(), "smooth-contour", 8, nullptr);
+  EXPECT_EQ(white_at(square, 97, 97), 0) << "rounded off";
+  EXPECT_EQ(white_at(square, 50, 50), 255) << "the inside stays";
+
+  const Rgba unsure{140, 120, 0, 255};
+  auto half = [&](int x, int) { return x < kSplit ? unsure : kGreen; };
+  g_object_set(h.element(), "smooth-contour", 0, "soft-mask", TRUE, "guided-radius", 8,
+               "guided-eps", 1e-6, nullptr);
+  std::vector<int> tight, loose;
+  for (int x = kSplit - 12; x < kSplit + 12; x += 3) tight.push_back(white_at(half, x, kH / 2));
+  g_object_set(h.element(), "guided-eps", 1.0, nullptr);
+  for (int x = kSplit - 12; x < kSplit + 12; x += 3) loose.push_back(white_at(half, x, kH / 2));
+  EXPECT_NE(tight, loose);
+}
+
+// threads sets OpenCV's pool (one per process: this test shares it with the element).
+TEST(Properties, ThreadsSetsOpenCVsPoolAtStart) {
+  const int before = cv::getNumThreads();
+  {
+    const GstVideoInfo info = video_info("RGB", 64, 48);
+    UnetsegHarness h({{"threads", "1"}}, info);
+    gst_buffer_unref(h.process(red_green));
+    EXPECT_EQ(cv::getNumThreads(), 1);
+  }
+  cv::setNumThreads(before);
+}
+
 TEST(Properties, PostMessagesLikeLevelDoes) {
   const GstVideoInfo info = video_info("RGB", kW, kH);
   UnetsegHarness h({{"mode", "none"}, {"post-messages", "true"}}, info);
@@ -451,6 +493,12 @@ TEST(Properties, PostMessagesLikeLevelDoes) {
   EXPECT_EQ(ts, 2 * GST_SECOND);
   EXPECT_GT(inference, 0u);
   EXPECT_STREQ(gst_structure_get_string(s, "model"), "unet_rg");
+  guint64 mask_ts = 0;
+  gboolean live = TRUE;
+  EXPECT_TRUE(gst_structure_get_uint64(s, "mask-timestamp", &mask_ts));
+  EXPECT_EQ(mask_ts, 2 * GST_SECOND) << "offline: the frame's own mask";
+  EXPECT_TRUE(gst_structure_get_boolean(s, "live", &live));
+  EXPECT_FALSE(live);
   gst_message_unref(msg);
 
   g_object_set(h.element(), "post-messages", FALSE, nullptr);
