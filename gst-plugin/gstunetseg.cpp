@@ -137,7 +137,6 @@ struct UnetsegRuntime
   guint frames_since_submit = 0;
   cv::Mat thumbnail;            /* of this frame, at the model's output size */
   cv::Mat submitted_thumbnail;  /* of the last frame handed to the model */
-  std::uint64_t inferred = 0, skipped = 0;
 
   /* How long a frame stays in the element (from prepare_output_buffer to the end of the
    * transform) in each mode, as answered to LATENCY queries: offline it includes the
@@ -934,10 +933,8 @@ wants_inference (UnetsegRuntime * rt, const UnetsegSettings & settings)
     return FALSE;
   if (settings.skip_threshold > 0 && !rt->submitted_thumbnail.empty () &&
       unetseg::mean_abs_difference (rt->thumbnail, rt->submitted_thumbnail) <
-      settings.skip_threshold) {
-    rt->skipped++;
+      settings.skip_threshold)
     return FALSE;
-  }
   return TRUE;
 }
 
@@ -1027,7 +1024,6 @@ gst_unetseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
     bool fresh = false;
     if (wants_inference (rt, settings)) {
       rt->frames_since_submit = 0;
-      rt->inferred++;
       if (need_thumbnail)
         rt->thumbnail.copyTo (rt->submitted_thumbnail);
       const std::int64_t tag = (std::int64_t) GST_BUFFER_PTS (buf);

@@ -612,6 +612,36 @@ std::string error_text(GstMessage* msg) {
   return text;
 }
 
+// Sets the pipeline PLAYING and reads its bus until EOS, an error, or `on_message` (given the
+// messages of type `also`) returns false. Returns the error's text, "" when there was none; the
+// pipeline is left PLAYING for the caller to read from and stop.
+std::string play_until_done(GstElement* pipeline, GstMessageType also,
+                            const std::function<bool(GstMessage*)>& on_message) {
+  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
+    return "the pipeline would not start";
+  GstBus* bus = gst_element_get_bus(pipeline);
+  std::string failure;
+  for (bool go_on = true; go_on;) {
+    GstMessage* msg = gst_bus_timed_pop_filtered(
+        bus, GST_CLOCK_TIME_NONE,
+        static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | also));
+    switch (GST_MESSAGE_TYPE(msg)) {
+      case GST_MESSAGE_ERROR:
+        failure = error_text(msg);
+        go_on = false;
+        break;
+      case GST_MESSAGE_EOS:
+        go_on = false;
+        break;
+      default:
+        go_on = on_message(msg);
+    }
+    gst_message_unref(msg);
+  }
+  gst_object_unref(bus);
+  return failure;
+}
+
 // Runs `description` (which names its unetseg element "seg") until the probe has seen enough
 // frames, EOS or an error.
 void run_pipeline(const std::string& description, PipelineProbe& probe) {
@@ -626,23 +656,10 @@ void run_pipeline(const std::string& description, PipelineProbe& probe) {
   gst_object_unref(src);
   gst_object_unref(seg);
 
-  std::string failure;
-  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
-    failure = "the pipeline would not start";
-  GstBus* bus = gst_element_get_bus(pipeline);
-  while (failure.empty()) {
-    GstMessage* msg = gst_bus_timed_pop_filtered(
-        bus, GST_CLOCK_TIME_NONE,
-        static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_APPLICATION));
-    const GstMessageType type = GST_MESSAGE_TYPE(msg);
-    if (type == GST_MESSAGE_ERROR) {
-      failure = error_text(msg);
-    }
-    gst_message_unref(msg);
-    if (type != GST_MESSAGE_ERROR) break;  // done, or EOS before enough frames
-  }
+  // The probe's application message: enough frames.
+  const std::string failure =
+      play_until_done(pipeline, GST_MESSAGE_APPLICATION, [](GstMessage*) { return false; });
   gst_element_set_state(pipeline, GST_STATE_NULL);
-  gst_object_unref(bus);
   gst_object_unref(pipeline);
   probe.pipeline = nullptr;
   if (!failure.empty()) throw unetseg::Error("pipeline failed: " + failure);
@@ -926,32 +943,19 @@ LiveResult bench_live(const std::string& model_path, const fs::path& photo, cons
   std::fprintf(stderr, "unetseg-bench: live: %d s at %s, %d fps ...\n", opt.live_seconds,
                opt.live_size.name.c_str(), opt.live_fps);
   const auto start = Clock::now();
-  std::string failure;
-  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
-    failure = "the pipeline would not start";
-  GstBus* bus = gst_element_get_bus(pipeline);
-  while (failure.empty()) {
-    GstMessage* msg = gst_bus_timed_pop_filtered(
-        bus, GST_CLOCK_TIME_NONE,
-        static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_ELEMENT));
-    const GstMessageType type = GST_MESSAGE_TYPE(msg);
-    if (type == GST_MESSAGE_ERROR) {
-      failure = error_text(msg);
-    } else if (type == GST_MESSAGE_ELEMENT) {
-      // One per frame that carries a mask: its PTS and the PTS of the frame the mask came from.
-      const GstStructure* st = gst_message_get_structure(msg);
-      guint64 pts = 0, source = 0;
-      if (gst_structure_has_name(st, "unetseg") &&
-          gst_structure_get_uint64(st, "timestamp", &pts) &&
-          gst_structure_get_uint64(st, "mask-timestamp", &source)) {
-        ++r.with_mask;
-        r.age_frames.push_back(static_cast<double>(pts - source) / probe.period);
-        r.mask_sources.insert(source);
-      }
+  // unetseg's message, one per frame that carries a mask: its PTS and the PTS of the frame the
+  // mask came from.
+  const std::string failure = play_until_done(pipeline, GST_MESSAGE_ELEMENT, [&](GstMessage* msg) {
+    const GstStructure* st = gst_message_get_structure(msg);
+    guint64 pts = 0, source = 0;
+    if (gst_structure_has_name(st, "unetseg") && gst_structure_get_uint64(st, "timestamp", &pts) &&
+        gst_structure_get_uint64(st, "mask-timestamp", &source)) {
+      ++r.with_mask;
+      r.age_frames.push_back(static_cast<double>(pts - source) / probe.period);
+      r.mask_sources.insert(source);
     }
-    gst_message_unref(msg);
-    if (type == GST_MESSAGE_EOS) break;
-  }
+    return true;
+  });
   r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   r.latency_ms = gst_base_sink_get_latency(GST_BASE_SINK(probe.sink)) / 1e6;
   GstStructure* stats = nullptr;
@@ -963,7 +967,6 @@ LiveResult bench_live(const std::string& model_path, const fs::path& photo, cons
   }
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(probe.sink);
-  gst_object_unref(bus);
   gst_object_unref(pipeline);
   if (!failure.empty()) throw unetseg::Error("live pipeline failed: " + failure);
   return r;

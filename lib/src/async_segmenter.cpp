@@ -16,11 +16,9 @@ double ms_since(Clock::time_point t0) {
 
 void SegmentResult::assign(const Prediction& prediction, const cv::Mat& thumb,
                            std::int64_t frame_tag, const StageTimes& stage_times) {
+  // copyTo of an empty Mat releases the destination: a binary model leaves class_map empty.
   prediction.foreground.copyTo(foreground);
-  if (prediction.class_map.empty())
-    class_map.release();
-  else
-    prediction.class_map.copyTo(class_map);
+  prediction.class_map.copyTo(class_map);
   thumb.copyTo(thumbnail);
   tag = frame_tag;
   times = stage_times;
@@ -108,10 +106,7 @@ bool AsyncSegmenter::take_latest(SegmentResult& out) {
   // Sequences only grow (a flush empties latest_ but keeps counting), so "newer" is ">".
   if (latest_.sequence == 0 || latest_.sequence <= out.sequence) return false;
   latest_.foreground.copyTo(out.foreground);
-  if (latest_.class_map.empty())
-    out.class_map.release();
-  else
-    latest_.class_map.copyTo(out.class_map);
+  latest_.class_map.copyTo(out.class_map);
   latest_.thumbnail.copyTo(out.thumbnail);
   out.tag = latest_.tag;
   out.sequence = latest_.sequence;
