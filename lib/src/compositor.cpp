@@ -27,6 +27,15 @@ const char* to_string(Mode mode) {
   return "unknown";
 }
 
+bool mode_from_string(const std::string& name, Mode* mode) {
+  for (Mode m : {Mode::None, Mode::Overlay, Mode::Alpha, Mode::Blur, Mode::Replace, Mode::Mask})
+    if (name == to_string(m)) {
+      *mode = m;
+      return true;
+    }
+  return false;
+}
+
 namespace {
 
 using u8 = std::uint8_t;

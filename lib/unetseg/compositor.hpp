@@ -1,6 +1,8 @@
 // Draws a mask onto the frame, in place.
 #pragma once
 
+#include <string>
+
 #include <opencv2/core.hpp>
 
 #include "unetseg/frame.hpp"
@@ -16,16 +18,26 @@ enum class Mode {
   Mask,     // paint the mask itself: white foreground on black (alpha, if any, set opaque)
 };
 const char* to_string(Mode mode);
+// Parses "none", "overlay", ... (to_string's names); returns false for anything else.
+bool mode_from_string(const std::string& name, Mode* mode);
 
 struct CompositorOptions {
-  cv::Scalar overlay_color{0, 255, 0};  // R, G, B
+  // Colours are R, G, B, A; the alpha is carried (the element's ARGB properties read back what
+  // was set) but not drawn.
+  cv::Scalar overlay_color{0, 255, 0, 255};
   double overlay_opacity = 0.5;         // 0 = invisible, 1 = solid (clamped to [0,1])
   int blur_radius = 21;                 // frame pixels, >= 1: a Gaussian of sigma radius / 2
-  cv::Scalar background_color{0, 255, 0};  // R, G, B; used by Replace without an image
+  cv::Scalar background_color{0, 255, 0, 255};  // used by Replace without an image
 };
 
 class Compositor {
  public:
+  // Whether `mode` can draw on frames of `layout`: every mode can, but Alpha needs a layout
+  // with an alpha channel. The one place that knows it (caps, drawing, rehearsal ask here).
+  static bool can_draw(Mode mode, PixelLayout layout) {
+    return mode != Mode::Alpha || has_alpha(layout);
+  }
+
   // The picture Replace puts behind the foreground: CV_8UC3 RGB of any size, scaled (stretched)
   // to each frame's size once and cached. An empty Mat goes back to background_color.
   void set_background_image(const cv::Mat& rgb);

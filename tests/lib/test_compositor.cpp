@@ -14,11 +14,14 @@
 #include <utility>
 #include <vector>
 
+#include "counting_allocator.hpp"
 #include "unetseg/compositor.hpp"
 #include "unetseg/error.hpp"
 
 namespace unetseg {
 namespace {
+
+using unetseg_test::CountingAllocator;
 
 using u8 = std::uint8_t;
 using Pixel = std::array<int, 4>;
@@ -662,36 +665,6 @@ TEST(Compositor, ModeNames) {
   EXPECT_STREQ(to_string(Mode::Replace), "replace");
   EXPECT_STREQ(to_string(Mode::Mask), "mask");
 }
-
-// Counts the cv::Mat buffers (all, and those of at least kLarge bytes) allocated while it is
-// installed.
-class CountingAllocator : public cv::MatAllocator {
- public:
-  static constexpr std::size_t kLarge = 1024;
-  CountingAllocator() : previous_(cv::Mat::getDefaultAllocator()) {
-    cv::Mat::setDefaultAllocator(this);
-  }
-  ~CountingAllocator() override { cv::Mat::setDefaultAllocator(previous_); }
-
-  cv::UMatData* allocate(int dims, const int* sizes, int type, void* data, std::size_t* step,
-                         cv::AccessFlag flags, cv::UMatUsageFlags usage) const override {
-    std::size_t bytes = CV_ELEM_SIZE(type);
-    for (int i = 0; i < dims; ++i) bytes *= sizes[i];
-    if (!data) ++allocations;
-    if (!data && bytes >= kLarge) ++large_allocations;
-    return std_->allocate(dims, sizes, type, data, step, flags, usage);
-  }
-  bool allocate(cv::UMatData* u, cv::AccessFlag flags, cv::UMatUsageFlags usage) const override {
-    return std_->allocate(u, flags, usage);
-  }
-  void deallocate(cv::UMatData* u) const override { std_->deallocate(u); }
-
-  mutable int allocations = 0, large_allocations = 0;
-
- private:
-  cv::MatAllocator* previous_;
-  cv::MatAllocator* std_ = cv::Mat::getStdAllocator();
-};
 
 TEST(Compositor, NoBufferIsAllocatedOnceTheFrameSizeIsStable) {
   const int width = 160, height = 120;

@@ -1,0 +1,167 @@
+#include "unetseg/video_segmenter.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <utility>
+
+#include "unetseg/error.hpp"
+
+namespace unetseg {
+
+VideoSegmenter::VideoSegmenter(std::shared_ptr<Segmenter> segmenter, bool live)
+    : segmenter_(std::move(segmenter)) {
+  if (!segmenter_) throw Error("VideoSegmenter: no segmenter");
+  set_live(live);
+}
+
+void VideoSegmenter::set_live(bool live) {
+  if (live && !async_)
+    async_ = std::make_unique<AsyncSegmenter>(*segmenter_);
+  else if (!live)
+    async_.reset();
+  reset();
+}
+
+MaskOptions VideoSegmenter::mask_options(const Options& options) const {
+  MaskOptions mask = options.mask;
+  mask.scaling = segmenter_->spec().mask_scaling;  // the model's sidecar decides, not a setting
+  return mask;
+}
+
+// Always until there is a mask (unless live and the model already has a frame), then every
+// interval-th frame, stretched while downstream cannot keep up, unless the picture barely moved.
+bool VideoSegmenter::wants_inference(const Options& options, double qos_proportion) const {
+  if (!have_result_ && !(async_ && async_->busy())) return true;
+  int interval = std::max(1, options.interval);
+  if (qos_proportion > 1.0)
+    interval = std::max(interval, static_cast<int>(std::ceil(std::min(qos_proportion, 1e6))));
+  if (frames_since_submit_ + 1 < interval) return false;
+  if (options.skip_threshold > 0 && !submitted_thumbnail_.empty() &&
+      mean_abs_difference(thumbnail_, submitted_thumbnail_) < options.skip_threshold)
+    return false;
+  return true;
+}
+
+const FrameResult& VideoSegmenter::process(const FrameView& frame, std::int64_t tag,
+                                           const Options& options, double qos_proportion) {
+  Segmenter& seg = *segmenter_;
+  const bool need_thumbnail = options.skip_threshold > 0 || options.smoothing > 0;
+  if (need_thumbnail)
+    frame_thumbnail(frame, seg.output_size(), thumbnail_);
+  else
+    thumbnail_.release();
+
+  bool fresh = false;
+  out_.submitted = wants_inference(options, qos_proportion);
+  if (out_.submitted) {
+    frames_since_submit_ = 0;
+    if (need_thumbnail) thumbnail_.copyTo(submitted_thumbnail_);
+    if (async_) {
+      async_->submit(frame, tag, thumbnail_);
+    } else {
+      const Prediction& p = seg.run(frame);
+      result_.assign(p, thumbnail_, tag, seg.last_times());
+      result_.sequence++;
+      fresh = true;
+    }
+  } else {
+    frames_since_submit_++;
+  }
+  if (async_) fresh = async_->take_latest(result_);
+  if (fresh) accept(options);
+  out_.fresh = fresh;
+  return finish(frame, options);
+}
+
+const FrameResult& VideoSegmenter::process_inferred(const FrameView& frame,
+                                                    const SegmentResult& inferred,
+                                                    const Options& options) {
+  // Copies (of model-size maps), so that result_ never shares the caller's memory.
+  inferred.foreground.copyTo(result_.foreground);
+  inferred.class_map.copyTo(result_.class_map);
+  inferred.thumbnail.copyTo(result_.thumbnail);
+  result_.tag = inferred.tag;
+  result_.times = inferred.times;
+  accept(options);
+  out_.submitted = false;
+  out_.fresh = true;
+  return finish(frame, options);
+}
+
+// A fresh mask, smoothed over time: where the picture changed, the new one counts alone.
+void VideoSegmenter::accept(const Options& options) {
+  have_result_ = true;
+  if (options.smoothing > 0 && !result_.thumbnail.empty()) {
+    smoothed_ = smoother_.apply(result_.foreground, result_.thumbnail, options.smoothing,
+                                options.smoothing_reset);
+  } else {
+    smoother_.reset();
+    smoothed_ = result_.foreground;
+  }
+}
+
+// The newest mask at the frame's size, refined and guided by this frame's own edges.
+const FrameResult& VideoSegmenter::finish(const FrameView& frame, const Options& options) {
+  out_.has_mask = have_result_;
+  if (!have_result_) {
+    out_.source_tag = -1;
+    out_.model_mask = cv::Mat();
+    out_.class_map = cv::Mat();
+    out_.alpha = cv::Mat();
+    out_.stats = MaskStats();
+    out_.times = StageTimes();
+    return out_;
+  }
+  out_.alpha = mask_filter_.apply(smoothed_, frame, mask_options(options));
+  out_.stats = MaskFilter::stats(out_.alpha);
+  out_.source_tag = result_.tag;
+  out_.model_mask = smoothed_;
+  out_.class_map = result_.class_map;
+  out_.times = result_.times;
+  return out_;
+}
+
+bool VideoSegmenter::draw(const FrameView& frame, const Options& options) {
+  if (options.mode == Mode::None) return true;
+  if (!Compositor::can_draw(options.mode, frame.layout)) return false;
+  const cv::Size size(frame.width, frame.height);
+  if (!out_.has_mask) {
+    no_foreground_.create(size, CV_8UC1);
+    no_foreground_.setTo(0);
+    compositor_.draw(frame, options.mode, no_foreground_, cv::Mat(), options.draw);
+    return true;
+  }
+  const bool classes = segmenter_->spec().multi_class() && options.mode == Mode::Overlay;
+  compositor_.draw(frame, options.mode, out_.alpha,
+                   classes ? mask_filter_.upscale_classes(out_.class_map, size) : cv::Mat(),
+                   options.draw);
+  return true;
+}
+
+void VideoSegmenter::reset() {
+  if (async_) async_->flush();
+  have_result_ = false;
+  result_.tag = -1;
+  smoother_.reset();
+  frames_since_submit_ = 0;
+  submitted_thumbnail_.release();
+  out_ = FrameResult();
+}
+
+double VideoSegmenter::warm_up(cv::Size size, PixelLayout layout, const Options& options) {
+  const auto start = std::chrono::steady_clock::now();
+  cv::Mat blank(size, CV_8UC(channel_offsets(layout).bytes_per_pixel), cv::Scalar::all(0));
+  const FrameView view{blank.data, blank.cols, blank.rows, blank.step[0], layout};
+  cv::Mat blob;
+  segmenter_->preprocess(view, blob);
+  frame_thumbnail(view, segmenter_->output_size(), thumbnail_);
+  const cv::Mat nothing = cv::Mat::zeros(segmenter_->output_size(), CV_32FC1);
+  const cv::Mat& alpha = mask_filter_.apply(nothing, view, mask_options(options));
+  if (options.mode != Mode::None && Compositor::can_draw(options.mode, layout))
+    compositor_.draw(view, options.mode, alpha, cv::Mat(), options.draw);
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+}  // namespace unetseg
