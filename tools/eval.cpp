@@ -1,11 +1,12 @@
 // unetseg-eval: mask quality of a model on a folder of images with reference masks, through the
-// same library code as the element (Segmenter, then MaskFilter's soft bilinear upscale to the
-// image size, with the refinements asked for), scored with libunetseg's metrics
+// element's own frame path (VideoSegmenter: the model, then the soft bilinear upscale to the
+// image size with the refinements asked for), scored with libunetseg's metrics
 // (lib/unetseg/metrics.hpp says how each figure is computed).
 //
 //   unetseg-eval --model NAME|PATH --images DIR --masks DIR [--limit N] [--csv FILE]
 //                [--sheet FILE.png] [--threshold 0.5] [--backend cpu] [--min-island F]
-//                [--smooth-contour R] [--feather N] [--guided R [--guided-eps E]] [--hard]
+//                [--smooth-contour R] [--feather N] [--guided-radius R [--guided-eps E]]
+//                [--soft-mask=false]
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -21,66 +22,54 @@
 #include <string>
 #include <vector>
 
+#include "flags.hpp"
 #include "unetseg/error.hpp"
 #include "unetseg/frame.hpp"
-#include "unetseg/mask_filter.hpp"
 #include "unetseg/metrics.hpp"
-#include "unetseg/model_cache.hpp"
-#include "unetseg/segmenter.hpp"
+#include "unetseg/video_segmenter.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-const char *kUsage =
-    "usage: unetseg-eval --model NAME|M.onnx --images DIR --masks DIR [--limit N] [--csv FILE]\n"
-    "                    [--sheet FILE.png] [--threshold T] [--backend auto|cpu|cuda|cuda-fp16]\n"
-    "                    [--min-island F] [--smooth-contour R] [--feather N]\n"
-    "                    [--guided R [--guided-eps E]] [--hard]\n"
-    "\n"
-    "Scores a segmentation model against reference masks, segmenting each image exactly as the\n"
-    "unetseg element segments a frame (soft mask, bilinear upscale to the image's size).\n"
-    "\n"
-    "  --model M         a catalog name (fetched into the cache by scripts/fetch-model.sh NAME)\n"
-    "                    or a path to an .onnx with its sidecar beside it\n"
-    "  --images DIR      images *.jpg, *.jpeg, *.png\n"
-    "  --masks DIR       reference masks, one per image with the same file stem (any extension),\n"
-    "                    foreground > 127; a mask of another size is resized (nearest)\n"
-    "  --limit N         the first N pairs only (in natural order of the stems)\n"
-    "  --csv FILE        per-image rows: stem,width,height,mae,iou,boundary_f,inference_ms\n"
-    "  --sheet FILE.png  the 3 worst and 3 best images by IoU: input | reference | prediction |\n"
-    "                    error (false positives red, false negatives blue)\n"
-    "  --threshold T     hard mask for IoU, boundary F and the sheet: p >= T (default 0.5)\n"
-    "  --backend B       OpenCV DNN backend (default cpu)\n"
-    "\n"
-    "Mask refinement (lib/unetseg/mask_filter.hpp, MaskOptions; all off by default), applied in\n"
-    "this order to the soft mask that is scored:\n"
-    "  --min-island F    drop foreground specks and fill holes smaller than the fraction F of\n"
-    "                    the map's area (counted on the model's map at the threshold)\n"
-    "  --guided R        upscale with a guided filter of radius R image pixels, the image as\n"
-    "                    the guide, where the model is unsure (about 3x image / model size)\n"
-    "  --guided-eps E    its regularisation, a variance of the grey guide in [0,1] units\n"
-    "                    (default 1e-3)\n"
-    "  --smooth-contour R  smooth the outline: two box blurs of radius R pixels\n"
-    "  --feather N       grow (N > 0) or shrink (N < 0) the mask with a linear ramp N pixels\n"
-    "                    wide at its edge\n"
-    "  --hard            score the hard mask instead (the element's default, soft-mask=false):\n"
-    "                    0/255 at --threshold before --smooth-contour (which then cuts at 50%\n"
-    "                    again) and --feather (soft at the edge); MAE and max F of that mask\n"
-    "  --help            this text\n"
-    "\n"
-    "Figures: MAE of the soft map; max F-beta (beta^2 = 0.3) over 256 thresholds of precision\n"
-    "and recall averaged over images; mean IoU; mean boundary F1 (2 px tolerance); mean\n"
-    "inference time (preprocess + forward + postprocess). Summary on stdout, progress on stderr.\n";
+using unetseg_tools::UsageError;
+
+std::string usage(const unetseg::VideoSegmenter::Options &defaults) {
+  return "usage: unetseg-eval --model NAME|M.onnx --images DIR --masks DIR [--limit N] [--csv FILE]\n"
+         "                    [--sheet FILE.png] [--backend B] [--threshold T] [--soft-mask=false]\n"
+         "                    [--min-island F] [--smooth-contour R] [--feather N]\n"
+         "                    [--guided-radius R [--guided-eps E]]\n"
+         "\n"
+         "Scores a segmentation model against reference masks, segmenting each image exactly as the\n"
+         "unetseg element segments a frame (the same VideoSegmenter path; by default the soft mask,\n"
+         "bilinear upscale to the image's size). The mask flags are the element's properties.\n"
+         "\n" +
+         unetseg_tools::ModelFlags().usage() +
+         "  --images DIR       images *.jpg, *.jpeg, *.png\n"
+         "  --masks DIR        reference masks, one per image with the same file stem (any\n"
+         "                     extension), foreground > 127; another size is resized (nearest)\n"
+         "  --limit N          the first N pairs only (in natural order of the stems)\n"
+         "  --csv FILE         per-image rows: stem,width,height,mae,iou,boundary_f,inference_ms\n"
+         "  --sheet FILE.png   the 3 worst and 3 best images by IoU: input | reference |\n"
+         "                     prediction | error (false positives red, false negatives blue)\n"
+         "\n"
+         "The mask scored (lib/unetseg/mask_filter.hpp, MaskOptions, says what each does):\n" +
+         unetseg_tools::frame_flags_usage(unetseg_tools::kMaskFlags, defaults) +
+         "  --help             this text\n"
+         "\n"
+         "--threshold also sets the hard mask of IoU, boundary F and the sheet (p >= T), and where\n"
+         "--min-island cuts components. --soft-mask=false scores the element's default hard mask:\n"
+         "0/255 at the threshold before --smooth-contour and --feather; MAE and max F of that mask.\n"
+         "\n"
+         "Figures: MAE of the soft map; max F-beta (beta^2 = 0.3) over 256 thresholds of precision\n"
+         "and recall averaged over images; mean IoU; mean boundary F1 (2 px tolerance); mean\n"
+         "inference time (preprocess + forward + postprocess). Summary on stdout, progress on\n"
+         "stderr.\n";
+}
 
 int fail(const std::string &message) {
   std::fprintf(stderr, "unetseg-eval: %s\n", message.c_str());
   return 1;
-}
-
-int usage_error(const std::string &message) {
-  std::fprintf(stderr, "unetseg-eval: %s\n%s", message.c_str(), kUsage);
-  return 2;
 }
 
 std::string lower(std::string s) {
@@ -179,81 +168,43 @@ bool write_sheet(const std::string &path, const std::vector<SheetRow> &rows, int
 }  // namespace
 
 int main(int argc, char **argv) {
-  std::string model, images_dir, masks_dir, csv_path, sheet_path, backend_name = "cpu";
+  unetseg::VideoSegmenter::Options options;
+  options.mask.soft = true;  // this tool's default: the soft map, as the literature scores it
+  const unetseg::VideoSegmenter::Options defaults = options;
+  unetseg_tools::ModelFlags model;
+  std::string images_dir, masks_dir, csv_path, sheet_path;
   long limit = -1;
-  double threshold = 0.5;
-  unetseg::MaskOptions refine;  // only the refinement fields are taken from it
-  bool hard = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&](std::string *dst) {
-      if (i + 1 >= argc) return false;
-      *dst = argv[++i];
-      return true;
-    };
-    std::string v;
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (a == "--model") {
-      if (!value(&model)) return usage_error("--model needs a name or a file");
-    } else if (a == "--images") {
-      if (!value(&images_dir)) return usage_error("--images needs a directory");
-    } else if (a == "--masks") {
-      if (!value(&masks_dir)) return usage_error("--masks needs a directory");
-    } else if (a == "--csv") {
-      if (!value(&csv_path)) return usage_error("--csv needs a file");
-    } else if (a == "--sheet") {
-      if (!value(&sheet_path)) return usage_error("--sheet needs a file");
-    } else if (a == "--backend") {
-      if (!value(&backend_name)) return usage_error("--backend needs a name");
-    } else if (a == "--limit") {
-      if (!value(&v)) return usage_error("--limit needs a number");
-      char *end = nullptr;
-      limit = std::strtol(v.c_str(), &end, 10);
-      if (end == v.c_str() || *end || limit < 1)
-        return usage_error("--limit must be a positive whole number, not '" + v + "'");
-    } else if (a == "--threshold") {
-      if (!value(&v)) return usage_error("--threshold needs a number");
-      char *end = nullptr;
-      threshold = std::strtod(v.c_str(), &end);
-      if (end == v.c_str() || *end || !(threshold >= 0 && threshold <= 1))
-        return usage_error("--threshold must be a number in [0, 1], not '" + v + "'");
-    } else if (a == "--hard") {
-      hard = true;
-    } else if (a == "--min-island") {
-      if (!value(&v)) return usage_error("--min-island needs a fraction");
-      char *end = nullptr;
-      refine.min_island = std::strtod(v.c_str(), &end);
-      if (end == v.c_str() || *end || !(refine.min_island >= 0 && refine.min_island <= 1))
-        return usage_error("--min-island must be a fraction in [0, 1], not '" + v + "'");
-    } else if (a == "--smooth-contour" || a == "--feather" || a == "--guided") {
-      if (!value(&v)) return usage_error(a + " needs a number of pixels");
-      char *end = nullptr;
-      const long pixels = std::strtol(v.c_str(), &end, 10);
-      const long low = a == "--feather" ? -1024 : 0;
-      if (end == v.c_str() || *end || pixels < low || pixels > 1024)
-        return usage_error(a + " must be a whole number of pixels from " + std::to_string(low) +
-                           " to 1024, not '" + v + "'");
-      (a == "--smooth-contour" ? refine.smooth_contour
-                               : a == "--feather" ? refine.feather : refine.guided_radius) =
-          static_cast<int>(pixels);
-    } else if (a == "--guided-eps") {
-      if (!value(&v)) return usage_error("--guided-eps needs a number");
-      char *end = nullptr;
-      refine.guided_eps = std::strtod(v.c_str(), &end);
-      if (end == v.c_str() || *end || !(refine.guided_eps > 0 && refine.guided_eps < 1e6))
-        return usage_error("--guided-eps must be a positive number, not '" + v + "'");
-    } else {
-      return usage_error("unknown argument " + a);
+  try {
+    unetseg_tools::Args args(argc, argv);
+    while (args.next()) {
+      const std::string &a = args.flag();
+      if (a == "--help" || a == "-h") {
+        std::fputs(usage(defaults).c_str(), stdout);
+        return 0;
+      } else if (a == "--images") {
+        images_dir = args.value();
+      } else if (a == "--masks") {
+        masks_dir = args.value();
+      } else if (a == "--csv") {
+        csv_path = args.value();
+      } else if (a == "--sheet") {
+        sheet_path = args.value();
+      } else if (a == "--limit") {
+        limit = args.integer(1, 1 << 30);
+      } else if (!model.parse(args) &&
+                 !unetseg_tools::parse_frame_flag(args, unetseg_tools::kMaskFlags, options)) {
+        args.unknown();
+      }
     }
+    if (model.model.empty()) throw UsageError("--model is required");
+    if (images_dir.empty()) throw UsageError("--images is required");
+    if (masks_dir.empty()) throw UsageError("--masks is required");
+  } catch (const UsageError &e) {
+    std::fprintf(stderr, "unetseg-eval: %s\n%s", e.what(), usage(defaults).c_str());
+    return 2;
   }
-  if (model.empty()) return usage_error("--model is required");
-  if (images_dir.empty()) return usage_error("--images is required");
-  if (masks_dir.empty()) return usage_error("--masks is required");
-  unetseg::Backend backend;
-  if (!unetseg::backend_from_string(backend_name, &backend))
-    return usage_error("unknown backend '" + backend_name + "' (auto, cpu, cuda, cuda-fp16)");
+  const double threshold = options.mask.threshold;
+  const unetseg::MaskOptions &refine = options.mask;
 
   std::error_code ec;
   if (!fs::is_directory(images_dir, ec)) return fail(images_dir + ": no such directory (--images)");
@@ -297,17 +248,9 @@ int main(int argc, char **argv) {
   std::string model_name;
   std::string backend_used;
   try {
-    const std::string model_path = unetseg::resolve_model(model);
-    unetseg::Segmenter segmenter(model_path, backend);
-    if (!segmenter.backend_note().empty())
-      std::fprintf(stderr, "unetseg-eval: %s\n", segmenter.backend_note().c_str());
-    model_name = segmenter.spec().name;
-    backend_used = unetseg::to_string(segmenter.active_backend());
-    unetseg::MaskFilter filter;
-    unetseg::MaskOptions soft_options = refine;
-    soft_options.threshold = threshold;  // where min_island cuts components
-    soft_options.soft = !hard;
-    soft_options.scaling = segmenter.spec().mask_scaling;
+    unetseg::VideoSegmenter video(model.load("unetseg-eval"));
+    model_name = video.segmenter().spec().name;
+    backend_used = unetseg::to_string(video.segmenter().active_backend());
     for (size_t i = 0; i < pairs.size(); ++i) {
       const Pair &p = pairs[i];
       // imread gives packed BGR, one of the library's layouts: no conversion.
@@ -321,11 +264,13 @@ int main(int argc, char **argv) {
         cv::resize(ref, ref, bgr.size(), 0, 0, cv::INTER_NEAREST_EXACT);
       const unetseg::FrameView view{bgr.data, bgr.cols, bgr.rows, bgr.step[0],
                                     unetseg::PixelLayout::BGR};
-      const unetseg::Prediction &pred = segmenter.run(view);
-      const double ms = segmenter.last_times().total_ms();
-      // What the element draws with soft-mask=true: alpha = round(255 p), bilinear to the frame
-      // (or guided by it), then the refinements asked for.
-      const cv::Mat &soft = filter.apply(pred.foreground, view, soft_options);
+      // Each photo is a stream of its own (nothing carried over from the last one), through
+      // the element's frame path: alpha = round(255 p), bilinear to the frame (or guided by
+      // it), then the refinements asked for.
+      video.reset();
+      const unetseg::FrameResult &r = video.process(view, static_cast<std::int64_t>(i), options);
+      const double ms = r.times.total_ms();
+      const cv::Mat &soft = r.alpha;
       const unetseg::ImageScores s = unetseg::score_image(soft, ref, level, 2);
       acc.add(s);
       sum_ms += ms;
@@ -374,13 +319,14 @@ int main(int argc, char **argv) {
   int best_level = 0;
   const double max_f = acc.max_f_beta(&best_level);
   std::printf("unetseg-eval: %s (%s) on %zu image(s) from %s\n", model_name.c_str(),
-              model.c_str(), acc.count(), images_dir.c_str());
+              model.model.c_str(), acc.count(), images_dir.c_str());
   if (refine.min_island > 0 || refine.smooth_contour > 0 || refine.feather != 0 ||
       refine.guided_radius > 0)
-    std::printf("refinement: min-island %g, guided %d (eps %g), smooth-contour %d, feather %d\n",
+    std::printf("refinement: min-island %g, guided-radius %d (eps %g), smooth-contour %d, "
+                "feather %d\n",
                 refine.min_island, refine.guided_radius, refine.guided_eps,
                 refine.smooth_contour, refine.feather);
-  if (hard) std::printf("scored: the hard mask at threshold %g\n", threshold);
+  if (!refine.soft) std::printf("scored: the hard mask at threshold %g\n", threshold);
   std::printf("%-18s %-10s %s\n", "metric", "value", "note");
   std::printf("%-18s %-10zu %s\n", "images", acc.count(), "image/mask pairs scored");
   std::printf("%-18s %-10.6f %s\n", "mae", acc.mean_mae(), "mean absolute error, soft map");

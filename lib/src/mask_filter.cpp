@@ -225,6 +225,8 @@ void box_mean_pair(const cv::Mat& src1, const cv::Mat& src2, cv::Mat& dst1, cv::
 
 }  // namespace
 
+void MaskFilter::check(const MaskOptions& options) { check_options(options); }
+
 void MaskFilter::box_mean(const cv::Mat& src, cv::Mat& dst, int rx, int ry, BoxShape shape) {
   box_mean8(src, dst, rx, ry, box_sums8_, shape);
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <string>
 #include <utility>
 
 #include "unetseg/error.hpp"
@@ -21,6 +22,23 @@ void VideoSegmenter::set_live(bool live) {
   else if (!live)
     async_.reset();
   reset();
+}
+
+void VideoSegmenter::check(const Options& o) {
+  auto refuse = [](const std::string& what, double value) {
+    throw Error("VideoSegmenter: " + what + ", got " + std::to_string(value));
+  };
+  MaskFilter::check(o.mask);
+  if (!(o.mask.threshold >= 0 && o.mask.threshold <= 1))
+    refuse("threshold must be in [0, 1]", o.mask.threshold);
+  if (!(o.draw.overlay_opacity >= 0 && o.draw.overlay_opacity <= 1))
+    refuse("overlay_opacity must be in [0, 1]", o.draw.overlay_opacity);
+  if (o.draw.blur_radius < 1) refuse("blur_radius must be 1 pixel or more", o.draw.blur_radius);
+  if (o.interval < 1) refuse("interval must be 1 or more", o.interval);
+  if (!(o.skip_threshold >= 0 && o.skip_threshold <= 255))
+    refuse("skip_threshold must be 0 to 255 grey levels", o.skip_threshold);
+  if (!(o.smoothing >= 0 && o.smoothing < 1)) refuse("smoothing must be in [0, 1)", o.smoothing);
+  if (!(o.smoothing_reset >= 0)) refuse("smoothing_reset must be 0 or more", o.smoothing_reset);
 }
 
 MaskOptions VideoSegmenter::mask_options(const Options& options) const {

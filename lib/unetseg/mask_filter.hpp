@@ -92,6 +92,9 @@ class MaskFilter {
   const cv::Mat& apply(const cv::Mat& foreground, const FrameView& frame,
                        const MaskOptions& options);
 
+  // Throws unetseg::Error when an option is out of its range (apply() checks the same).
+  static void check(const MaskOptions& options);
+
   // class_map: CV_8UC1 class ids at model resolution -> frame_size, nearest neighbour.
   const cv::Mat& upscale_classes(const cv::Mat& class_map, cv::Size frame_size);
 

@@ -61,6 +61,11 @@ class VideoSegmenter {
     double smoothing_reset = 12;
   };
 
+  // Throws unetseg::Error, naming the field, when an option is out of its range (each part of
+  // the frame path checks its own when it runs; this checks them all at once, e.g. before a
+  // tool loads a model).
+  static void check(const Options& options);
+
   // Takes a loaded model; `live` says how masks are paired with frames:
   //  - offline (false): process() runs the model on the frames it submits, in the calling
   //    thread, so each such frame gets the mask of its own pixels;

@@ -58,7 +58,7 @@ class AllSections(SectionRun):
                 "--memory-size", "64x48")
 
     def test_tables_on_stdout(self):
-        for title in ("Library:", "Composite,", "Heap allocations", "Element:", "Peer:",
+        for title in ("Library:", "Composite (draw()),", "Heap allocations", "Element:", "Peer:",
                       "Memory:"):
             self.assertIn(title, self.result.stdout)
         print(self.result.stdout)
@@ -86,7 +86,8 @@ class AllSections(SectionRun):
         library = self.report["library"]
         self.assertEqual([r["size"] for r in library], ["160x120", "96x64"])
         for r in library:
-            for stage in ("preprocess", "forward", "postprocess", "mask", "bare_forward", "run"):
+            for stage in ("preprocess", "forward", "postprocess", "mask", "carried",
+                          "bare_forward", "run"):
                 self.assertEqual(len(r[stage]["all"]), 3, stage)
                 self.assertGreater(r[stage]["median"], 0, stage)
                 self.assertGreaterEqual(r[stage]["p95"], r[stage]["median"], stage)
@@ -184,7 +185,7 @@ class Live(SectionRun):
     def args(cls):
         slow = os.path.join(os.environ.get("UNETSEG_TEST_MODELS", ""), "slow_rg.onnx")
         return ("--model", slow, "--sections", "live", "--live-seconds", "1", "--live-size",
-                "64x48", "--live-fps", "30", "--live-props", "smoothing=0.5")
+                "64x48", "--live-fps", "30", "--smoothing", "0.5")
 
     def test_table_on_stdout(self):
         self.assertIn("Live: a photo as a live 64x48 30 fps source", self.result.stdout)
@@ -230,9 +231,17 @@ class BadUsage(unittest.TestCase):
     def test_bad_section(self):
         self.check(["--sections", "library,speed"], 2, ["unknown section 'speed'"])
 
+    def test_element_properties_as_flags(self):
+        # The element's property names, checked as the library checks them, before any work.
+        self.check(["--guided-radius", "5000"], 2, ["--guided-radius", "guided_radius"])
+        self.check(["--smoothing", "1"], 2, ["--smoothing", "smoothing must be in [0, 1)"])
+        self.check(["--mode", "sepia"], 2, ["--mode: none, overlay, alpha, blur, replace or mask"])
+        self.check(["--soft-mask=maybe"], 2, ["--soft-mask: true or false"])
+        self.check(["--guided", "8"], 2, ["unknown option --guided"])
+
     def test_bad_flicker_options(self):
         self.check(["--flicker-threshold", "-1"], 2, ["--flicker-threshold"])
-        self.check(["--flicker-frames", "1"], 2, ["--flicker-frames: 2 or more"])
+        self.check(["--flicker-frames", "1"], 2, ["--flicker-frames: a whole number from 2"])
         self.check(["--flicker-size", "big"], 2, ["--flicker-size"])
 
     def test_missing_value(self):
@@ -262,6 +271,11 @@ class BadUsage(unittest.TestCase):
         r = bench("--help")
         self.assertEqual(r.returncode, 0)
         self.assertIn("usage: unetseg-bench", r.stdout)
+        # Every frame-path flag, named like the element's property, with its default.
+        for line in ("--mode             none, overlay", "(default blur)", "--guided-radius",
+                     "--soft-mask", "--smoothing-reset", "--interval", "--skip-threshold",
+                     "--overlay-color", "(default 0xff00ff00)"):
+            self.assertIn(line, r.stdout)
 
 
 if __name__ == "__main__":
