@@ -28,10 +28,9 @@ struct MaskOptions {
   //   4. smooth_contour;
   //   5. feather.
   // Radii are in frame pixels, up to 1024. Bad values (out of range, NaN, guided_eps <= 0 with
-  // guided_radius > 0) throw unetseg::Error. Costs at 1080p (a 2-core EPYC, best of 40, a real
-  // portrait-unet map), on top of the plain upscale (0.3 ms): min_island 0.8 ms (256x256 map),
-  // guided 2.6 to 4 ms (radius 15 to 8: it works at frame size / (radius / 2)), smooth_contour
-  // 2.6 ms, feather 1.6 ms, whatever the radius; single-threaded, nothing allocated.
+  // guided_radius > 0) throw unetseg::Error. Each step is single-threaded and allocates nothing
+  // once the size is stable; the guided filter works at frame size / (radius / 2), the others'
+  // cost does not depend on the radius (their times: docs/BENCHMARKS.md, "Refinement costs").
 
   // Fraction of the map's area, in [0,1]: foreground components (8-connected, at the threshold)
   // smaller than it are dropped (set to 0), and background holes (4-connected background that

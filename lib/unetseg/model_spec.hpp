@@ -23,7 +23,7 @@ enum class ResizeMethod {
 enum class MaskScaling {
   Bilinear,  // "bilinear" (default): OpenCV's 8-bit bilinear resize, the fast path
   Pil,       // "pil": bit-exact PIL Image.resize(BILINEAR), as the official U2-Net code saves
-             // its masks (antialiased when shrinking; about 8x the cost of "bilinear")
+             // its masks (antialiased when shrinking; slower than "bilinear": docs/MODEL_SPEC.md)
 };
 
 enum class OutputKind {
@@ -53,8 +53,8 @@ struct ModelSpec {
   std::string output_name;
   int output_index = 0;
   OutputKind output_kind = OutputKind::Probability;
-  bool output_minmax = false;
-  MaskScaling mask_scaling = MaskScaling::Bilinear;  // min-max normalise the foreground map per frame (U2-Net, ISNet)
+  bool output_minmax = false;  // min-max normalise the foreground map per frame (U2-Net, ISNet)
+  MaskScaling mask_scaling = MaskScaling::Bilinear;  // how the mask reaches the frame's size
   std::vector<std::string> labels;  // optional; for ClassLogits its size must match the channels
 
   // Channels the output must have: 1, 2, or labels.size() (0 = any C >= 2) for ClassLogits.
