@@ -1,20 +1,22 @@
 #!/usr/bin/python3
 """The PyTorch peer for unetseg-bench: what a user would run instead of unetseg.
 
-Exports a U2-Net-family model (models/u2net.py, seeded random weights: speed does not depend on
-the values) to ONNX with its sidecar, so that unetseg-bench can time exactly the same network
-through OpenCV DNN in the same run, then times in PyTorch on the CPU:
+Exports a U2-Net-family model (models/unetseg_models/u2net.py, seeded random weights: speed
+does not depend on the values) to ONNX with its sidecar, so that unetseg-bench can time exactly
+the same network through OpenCV DNN in the same run, then times in PyTorch on the CPU:
 
   forward   net(x) on a 1x3xSxS tensor (torch.no_grad, eval mode), S = the model's input side
   pipeline  the official U2-Net test-time code on one frame of the given size, as
-            models/u2net_reference.py reproduces it (skimage resize in, max-normalise and
-            ImageNet mean/std, forward, min-max, PIL resize of the 8-bit map back to the frame)
+            models/unetseg_models/u2net_reference.py reproduces it (skimage resize in,
+            max-normalise and ImageNet mean/std, forward, min-max, PIL resize of the 8-bit map
+            back to the frame)
 
 and prints one JSON object on stdout: torch version, threads, the ONNX path, and median/p95/all
 milliseconds for both. Progress goes to stderr.
 
 usage: bench_peer.py --arch u2netp --onnx OUT.onnx --image IMG --frame WxH [--size 320]
                      [--frames 10] [--threads N]
+with PYTHONPATH=models (the source tree's, where the unetseg_models package lies).
 """
 
 import argparse
@@ -23,9 +25,6 @@ import math
 import os
 import sys
 import time
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "models"))
 
 
 def summary(times):
@@ -60,8 +59,14 @@ def main(argv=None):
     import numpy as np
     import torch
     from PIL import Image
-    import export
-    import u2net_reference as ref
+    sys.dont_write_bytecode = True  # no __pycache__ left in the source tree
+    try:
+        from unetseg_models import export, u2net_reference as ref
+    except ModuleNotFoundError as e:
+        if e.name != "unetseg_models":
+            raise
+        sys.exit("bench_peer.py: error: no module unetseg_models: run it with "
+                 "PYTHONPATH=SOURCE_TREE/models")
 
     torch.set_num_threads(args.threads)
     log = lambda m: print(f"bench_peer: {m}", file=sys.stderr, flush=True)

@@ -10,8 +10,8 @@
   loaded by OpenCV at its size and must find the person in real photos (IoU > 0.5 against the
   masks of ../shared/data/person-dev).
 
-Run: /usr/bin/python3 tests/models/test_catalog.py (python3-onnx, python3-numpy, python3-opencv;
-UNETSEG_SOURCE_ROOT and UNETSEG_SHARED as tests/meson.build sets them).
+Run: PYTHONPATH=models /usr/bin/python3 tests/models/test_catalog.py (python3-onnx, python3-numpy,
+python3-opencv; PYTHONPATH, UNETSEG_SOURCE_ROOT and UNETSEG_SHARED as tests/meson.build sets them).
 """
 
 import hashlib
@@ -38,9 +38,12 @@ MIRROR = os.path.join(SHARED, "models")
 PHOTOS = os.path.join(SHARED, "data", "person-dev")
 FETCH = os.path.join(ROOT, "models", "fetch.py")
 WRAPPER = os.path.join(ROOT, "scripts", "fetch-model.sh")
-sys.path.insert(0, os.path.join(ROOT, "models"))
 sys.dont_write_bytecode = True  # no __pycache__ left in the source tree
-import fetch  # noqa: E402
+from unetseg_models.catalog import (CATALOG, EXIT_CHECKSUM, EXIT_DOWNLOAD,  # noqa: E402
+                                    EXIT_PREPARE, EXIT_USAGE, MODEL_FIELDS, SOURCE_FIELDS,
+                                    FetchError, load_catalog, sidecar_text)
+from unetseg_models.fetch import fetch  # noqa: E402  (PYTHONPATH=models)
+from unetseg_models.rewrites import parse_size  # noqa: E402
 
 REQUIRED = ["isnet-320", "isnet-512", "isnet-1024", "portrait-unet", "sinet"]
 KINDS = {"probability": 1, "logit": 1, "two_class_logits": 2, "class_logits": None}
@@ -152,9 +155,9 @@ def ious(onnx_path, spec, count):
 class Catalog(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        with open(fetch.CATALOG, "rb") as f:
+        with open(CATALOG, "rb") as f:
             cls.raw = tomllib.load(f)
-        cls.models = fetch.load_catalog()
+        cls.models = load_catalog()
 
     def test_has_the_required_names(self):
         for name in REQUIRED:
@@ -164,14 +167,14 @@ class Catalog(unittest.TestCase):
         hexdigits = set("0123456789abcdef")
         for m in self.raw["model"]:
             with self.subTest(model=m.get("name")):
-                for field in fetch.MODEL_FIELDS:
+                for field in MODEL_FIELDS:
                     self.assertIn(field, m)
                 for field in ("name", "family", "description", "license"):
                     self.assertIsInstance(m[field], str)
                     self.assertTrue(m[field])
                 self.assertIsInstance(m["steps"], list)
                 src = m["source"]
-                for field in fetch.SOURCE_FIELDS[src["kind"]]:
+                for field in SOURCE_FIELDS[src["kind"]]:
                     self.assertTrue(src.get(field), field)
                 sums = [src["sha256"]] + ([src["tarball_sha256"]] if src["kind"] == "npm" else [])
                 for s in sums:
@@ -192,10 +195,10 @@ class Catalog(unittest.TestCase):
                 # A fixed input size in the steps is the size the sidecar announces.
                 for step in m["steps"]:
                     if step.startswith("fix_input_size:"):
-                        w, h = fetch.prepare.parse_size(step.split(":", 1)[1])
+                        w, h = parse_size(step.split(":", 1)[1])
                         self.assertEqual((spec["input"]["width"], spec["input"]["height"]), (w, h))
                 # The sidecar survives its JSON form unchanged.
-                self.assertEqual(json.loads(fetch.sidecar_text(spec)), spec)
+                self.assertEqual(json.loads(sidecar_text(spec)), spec)
 
     def test_the_rules_catch_mistakes(self):
         good = self.models["sinet"]["sidecar"]
@@ -245,7 +248,7 @@ class Fetcher:
 
 class FetchFromMirror(Fetcher, unittest.TestCase):
     def test_sinet_and_portrait_unet(self):
-        catalog = fetch.load_catalog()
+        catalog = load_catalog()
         for name, n_photos, min_iou in (("sinet", 6, 0.5), ("portrait-unet", 6, 0.6)):
             with self.subTest(model=name):
                 rc, out, err = self.run_fetch(name)
@@ -318,10 +321,10 @@ class FetchFromMirror(Fetcher, unittest.TestCase):
         with open(os.path.join(mirror, "sinet", "SINet.onnx"), "wb") as f:
             f.write(data[: len(data) // 2])  # a truncated copy
         rc, out, err = self.run_fetch("sinet", UNETSEG_MODEL_MIRROR=mirror)
-        self.assertEqual(rc, fetch.EXIT_CHECKSUM, err)
+        self.assertEqual(rc, EXIT_CHECKSUM, err)
         self.assertEqual(out, "")
         self.assertIn("checksum mismatch", err)
-        self.assertIn(fetch.load_catalog()["sinet"]["source"]["sha256"], err)  # expected
+        self.assertIn(load_catalog()["sinet"]["source"]["sha256"], err)  # expected
         self.assertIn(hashlib.sha256(data[: len(data) // 2]).hexdigest(), err)  # got
         self.assertIn(os.path.join(mirror, "sinet", "SINet.onnx"), err)
         self.assertEqual(os.listdir(self.models_dir), [])
@@ -335,12 +338,12 @@ class FetchFromMirror(Fetcher, unittest.TestCase):
                        HTTPS_PROXY="http://127.0.0.1:9", npm_config_registry="http://127.0.0.1:9/",
                        npm_config_fetch_retries="0", npm_config_offline="false")
         rc, out, err = self.run_fetch("sinet", **offline)
-        self.assertEqual(rc, fetch.EXIT_DOWNLOAD, err)
+        self.assertEqual(rc, EXIT_DOWNLOAD, err)
         self.assertIn("downloading https://raw.githubusercontent.com", err)
         self.assertIn("sinet/SINet.onnx", err)  # where a mirror copy would be looked for
         self.assertIn("network", err)
         rc, out, err = self.run_fetch("isnet-320", **offline)
-        self.assertEqual(rc, fetch.EXIT_DOWNLOAD, err)
+        self.assertEqual(rc, EXIT_DOWNLOAD, err)
         self.assertIn("npm pack @imgly/background-removal-data@1.4.5 failed", err)
         self.assertEqual(os.listdir(self.models_dir), [])
         self.assert_clean()
@@ -350,12 +353,12 @@ class FetchFromMirror(Fetcher, unittest.TestCase):
         # in-process with the same cache: exit code 5, the step and the reason, nothing cached.
         rc, _, err = self.run_fetch("sinet")
         self.assertEqual(rc, 0, err)
-        entry = json.loads(json.dumps(fetch.load_catalog()["sinet"]))
+        entry = json.loads(json.dumps(load_catalog()["sinet"]))
         entry["steps"] = ["keep_output:probabilities"]
         with unittest.mock.patch.dict(os.environ, self.env):
-            with self.assertRaises(fetch.FetchError) as cm:
-                fetch.fetch(entry)
-        self.assertEqual(cm.exception.code, fetch.EXIT_PREPARE)
+            with self.assertRaises(FetchError) as cm:
+                fetch(entry)
+        self.assertEqual(cm.exception.code, EXIT_PREPARE)
         msg = str(cm.exception)
         self.assertIn("preparing sinet", msg)
         self.assertIn("step keep_output:probabilities", msg)
@@ -366,15 +369,15 @@ class FetchFromMirror(Fetcher, unittest.TestCase):
 
     def test_usage(self):
         rc, out, err = self.run_fetch("no-such-model")
-        self.assertEqual(rc, fetch.EXIT_USAGE)
+        self.assertEqual(rc, EXIT_USAGE)
         self.assertIn("unknown model 'no-such-model'", err)
         for name in REQUIRED:
             self.assertIn(name, err)
         rc, out, err = self.run_fetch("--list")
         self.assertEqual(rc, 0)
-        self.assertEqual(out.split(), list(fetch.load_catalog()))
+        self.assertEqual(out.split(), list(load_catalog()))
         rc, out, err = self.run_fetch()
-        self.assertEqual(rc, fetch.EXIT_USAGE)
+        self.assertEqual(rc, EXIT_USAGE)
         rc, out, err = self.run_fetch("--help")
         self.assertEqual(rc, 0)
         self.assertIn("isnet-512", out)
@@ -384,9 +387,9 @@ class FetchFromMirror(Fetcher, unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assertEqual(out, os.path.join(self.models_dir, "sinet.onnx") + "\n")
         rc, out, err = self.run_fetch(cmd=[WRAPPER, "--list"])
-        self.assertEqual(out.split(), list(fetch.load_catalog()))
+        self.assertEqual(out.split(), list(load_catalog()))
         rc, _, _ = self.run_fetch(cmd=[WRAPPER, "nope"])
-        self.assertEqual(rc, fetch.EXIT_USAGE)
+        self.assertEqual(rc, EXIT_USAGE)
 
 
 class Isnet(unittest.TestCase):
@@ -398,7 +401,7 @@ class Isnet(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.catalog = fetch.load_catalog()
+        cls.catalog = load_catalog()
         for name in cls.PHOTOS:
             r = subprocess.run([sys.executable, FETCH, name], capture_output=True, text=True,
                                timeout=1500)

@@ -1,11 +1,13 @@
 #!/usr/bin/python3
-"""models/prepare.py on small synthetic graphs (onnx.helper), each rewrite checked numerically.
+"""models/prepare.py and its package unetseg_models on small synthetic graphs (onnx.helper),
+each rewrite checked numerically.
 
 Every rewritten graph is run by OpenCV 4.6 (cv2.dnn) and compared with a numpy reference written
-here from the operators' definitions (independent of prepare.py's own evaluator): the original
+here from the operators' definitions (independent of unetseg_models.reference): the original
 graph's meaning must survive the rewrite. Bad input must give a clear message and write nothing.
 
-Run: /usr/bin/python3 tests/models/test_prepare.py   (python3-onnx, python3-numpy, python3-opencv)
+Run: PYTHONPATH=models /usr/bin/python3 tests/models/test_prepare.py   (python3-onnx,
+python3-numpy, python3-opencv; tests/meson.build sets PYTHONPATH)
 """
 
 import os
@@ -23,9 +25,11 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 ROOT = os.environ.get("UNETSEG_SOURCE_ROOT") or os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "models"))
 sys.dont_write_bytecode = True  # no __pycache__ left in the source tree
-import prepare  # noqa: E402
+from unetseg_models import PrepareError, versions  # noqa: E402  (PYTHONPATH=models)
+from unetseg_models.checks import program_opencv  # noqa: E402
+from unetseg_models.graph import attr, input_hw  # noqa: E402
+from unetseg_models.prepare import prepare_file  # noqa: E402
 
 PREPARE = os.path.join(ROOT, "models", "prepare.py")
 FLOAT, FLOAT16 = TensorProto.FLOAT, TensorProto.FLOAT16
@@ -132,15 +136,15 @@ class Base(unittest.TestCase):
 
     def prepare(self, src, steps, **kw):
         out = os.path.join(self.dir, "out.onnx")
-        result = prepare.prepare_file(src, out, steps, log=self.log.append, **kw)
+        result = prepare_file(src, out, steps, log=self.log.append, **kw)
         return out, result
 
     def assert_refused(self, src, steps, *fragments, **kw):
         """prepare_file refuses with a message holding every fragment, and writes nothing."""
         before = set(os.listdir(self.dir))
         out = os.path.join(self.dir, "refused.onnx")
-        with self.assertRaises(prepare.PrepareError) as cm:
-            prepare.prepare_file(src, out, steps, log=self.log.append, **kw)
+        with self.assertRaises(PrepareError) as cm:
+            prepare_file(src, out, steps, log=self.log.append, **kw)
         msg = str(cm.exception)
         for f in fragments:
             self.assertIn(f, msg)
@@ -201,7 +205,7 @@ class Fp16ToFp32(Base):
 
     def test_auto_steps_find_it(self):
         model, _ = self.model()
-        self.assertEqual(prepare.auto_steps(model), ["fp16_to_fp32"])
+        self.assertEqual(versions.auto_steps(model), ["fp16_to_fp32"])
 
 
 class ConvTransposePads(Base):
@@ -229,9 +233,9 @@ class ConvTransposePads(Base):
         got = opencv_run(out, x)
         self.assertEqual(got.shape, want.shape)
         self.assertLess(np.abs(got - want).max(), 1e-5)
-        self.assertLess(result["max_abs_diff"], 1e-5)  # vs prepare.py's own numpy reference
+        self.assertLess(result["max_abs_diff"], 1e-5)  # vs unetseg_models' own numpy reference
         node = [n for n in onnx.load(out).graph.node if n.op_type == "ConvTranspose"][0]
-        p = prepare.attr(node, "pads")
+        p = attr(node, "pads")
         self.assertEqual(p[:2], p[2:])
 
     def test_end_pads_opset13(self):
@@ -342,7 +346,7 @@ class FixInputSize(Base):
         self.assertLess(np.abs(got - want).max(), 1e-5)
         self.assertLess(result["max_abs_diff"], 1e-5)  # OpenCV vs numpy on the prepared graph
         self.assertIn("resized_max_abs_diff", result)  # and the source at 32, compared resized
-        self.assertEqual(prepare.input_hw(onnx.load(out)), shape_hw)
+        self.assertEqual(input_hw(onnx.load(out)), shape_hw)
 
     def test_concat_form(self):
         self.check("concat", "16", (16, 16))
@@ -543,7 +547,7 @@ class CommandLine(Base):
         out = os.path.join(self.dir, "s.onnx")
         r = self.run_cli(src, out, "--steps", "fix_input_size:64x32", "--reference", "none")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(prepare.input_hw(onnx.load(out)), (32, 64))
+        self.assertEqual(input_hw(onnx.load(out)), (32, 64))
 
 
 
@@ -604,42 +608,42 @@ class ForOpenCV(Base):
         return path
 
     def test_versions(self):
-        self.assertEqual(prepare.parse_opencv_version("4.10"), (4, 10))
-        self.assertEqual(prepare.parse_opencv_version("4.6.0"), (4, 6))  # as cv2.__version__
-        self.assertEqual(prepare.running_opencv(), prepare.parse_opencv_version(cv2.__version__))
+        self.assertEqual(versions.parse_opencv_version("4.10"), (4, 10))
+        self.assertEqual(versions.parse_opencv_version("4.6.0"), (4, 6))  # as cv2.__version__
+        self.assertEqual(versions.running_opencv(), versions.parse_opencv_version(cv2.__version__))
         for bad in ("banana", "4", "4.x", "", "4.10.0.0.1"):
-            with self.assertRaises(prepare.PrepareError) as cm:
-                prepare.parse_opencv_version(bad)
+            with self.assertRaises(PrepareError) as cm:
+                versions.parse_opencv_version(bad)
             self.assertIn("give it as X.Y", str(cm.exception))
-        with self.assertRaises(prepare.PrepareError) as cm:
-            prepare.parse_opencv_version("4.5")
+        with self.assertRaises(PrepareError) as cm:
+            versions.parse_opencv_version("4.5")
         self.assertIn("oldest OpenCV the project supports (4.6)", str(cm.exception))
 
     def test_auto_steps_fp16(self):
         model, _ = self.fp16_unsorted()
-        self.assertEqual(prepare.auto_steps(model, (4, 6)), ["fp16_to_fp32"])
-        self.assertEqual(prepare.auto_steps(model, (4, 8)), ["fp16_to_fp32"])  # not measured
-        self.assertEqual(prepare.auto_steps(model, (4, 10)), [])
-        self.assertEqual(prepare.auto_steps(model, (5, 0)), [])
+        self.assertEqual(versions.auto_steps(model, (4, 6)), ["fp16_to_fp32"])
+        self.assertEqual(versions.auto_steps(model, (4, 8)), ["fp16_to_fp32"])  # not measured
+        self.assertEqual(versions.auto_steps(model, (4, 10)), [])
+        self.assertEqual(versions.auto_steps(model, (5, 0)), [])
         # Without a version: the cv2 here.
-        self.assertEqual(prepare.auto_steps(model), prepare.auto_steps(
-            model, prepare.running_opencv()))
-        (step, needed, why), = prepare.plan_steps(model, (4, 10))
+        self.assertEqual(versions.auto_steps(model), versions.auto_steps(
+            model, versions.running_opencv()))
+        (step, needed, why), = versions.plan_steps(model, (4, 10))
         self.assertEqual((step, needed), ("fp16_to_fp32", False))
         self.assertIn("not needed for OpenCV 4.10", why)
-        self.assertIn("was not measured", prepare.plan_steps(model, (4, 8))[0][2])
+        self.assertIn("was not measured", versions.plan_steps(model, (4, 8))[0][2])
 
     def test_auto_steps_asymmetric_pads(self):
         model, _, _ = ConvTransposePads.model([0, 0, 1, 1])
         for version in ((4, 6), (4, 8), (4, 10), (5, 0)):
-            self.assertEqual(prepare.auto_steps(model, version), ["fix_conv_transpose_pads"])
+            self.assertEqual(versions.auto_steps(model, version), ["fix_conv_transpose_pads"])
         # fp16 and asymmetric pads together: 4.10 gets the pads rewrite only.
         for i, t in enumerate(model.graph.initializer):
             model.graph.initializer[i].CopyFrom(numpy_helper.from_array(
                 numpy_helper.to_array(t).astype(np.float16), t.name))
-        self.assertEqual(prepare.auto_steps(model, (4, 6)),
+        self.assertEqual(versions.auto_steps(model, (4, 6)),
                          ["fp16_to_fp32", "fix_conv_transpose_pads"])
-        self.assertEqual(prepare.auto_steps(model, (4, 10)), ["fix_conv_transpose_pads"])
+        self.assertEqual(versions.auto_steps(model, (4, 10)), ["fix_conv_transpose_pads"])
 
     def test_sorted_even_without_steps(self):
         # For 4.10 the fp16 graph needs no step, but its nodes still get sorted (4.10 refuses
@@ -682,7 +686,7 @@ class ForOpenCV(Base):
         # The default is the cv2 here (4.6): converted, and checked by cv2.
         r = self.run_cli(src, out)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn(f"for OpenCV {prepare.version_text(prepare.running_opencv())} this model "
+        self.assertIn(f"for OpenCV {versions.version_text(versions.running_opencv())} this model "
                       "needs: fp16_to_fp32", r.stdout)
         self.assertIn("max |OpenCV(prepared)", r.stdout)
         self.assertEqual([t.data_type for t in onnx.load(out).graph.initializer], [FLOAT])
@@ -730,14 +734,15 @@ class ForOpenCV(Base):
         model, _ = self.fp16_unsorted()
         src = self.save(model)
         ok = self.fake_program(
-            f"sys.path.insert(0, {os.path.join(ROOT, 'models')!r})\n"
-            "import json, os, cv2, onnx, prepare\n"
+            "import json, os, cv2, onnx\n"
+            "from unetseg_models.checks import make_blob\n"  # through PYTHONPATH, inherited
+            "from unetseg_models.reference import reference_run\n"
             "spec = json.load(open(os.path.splitext(model)[0] + '.json'))\n"
             "img = cv2.cvtColor(cv2.imread(a[3]), cv2.COLOR_BGR2RGB)\n"
             "assert img.shape == (16, 16, 3), img.shape\n"
-            "blob = prepare.make_blob(img, 16, 16, spec['input'])\n"
+            "blob = make_blob(img, 16, 16, spec['input'])\n"
             "m = onnx.load(model)\n"
-            "y = prepare.reference_run(m, {'x': blob})['y']\n"
+            "y = reference_run(m, {'x': blob})['y']\n"
             "np.save(npy, y[0, 0].astype(np.float32))\n"
             "sys.stderr.write('unetseg-segment: t on 16x16: forward 1.5 ms\\n')\n")
         out, result = self.prepare(src, [], opencv=(4, 10), check_with=ok,
@@ -752,18 +757,18 @@ class ForOpenCV(Base):
         """The real thing: the unsorted fp16 graph prepared for the OpenCV of this build's
         unetseg-segment (4.6: converted to fp32; 4.10: sorted, fp16 kept) is loaded and run by
         that OpenCV, and computes what the graph defines."""
-        version = prepare.program_opencv(SEGMENT)
+        version = program_opencv(SEGMENT)
         self.assertIn(version, [(4, 6), (4, 10)], f"{SEGMENT}: OpenCV {version}")
         model, _ = self.fp16_unsorted()
         src = self.save(model)
-        out, result = self.prepare(src, prepare.auto_steps(model, version), opencv=version,
+        out, result = self.prepare(src, versions.auto_steps(model, version), opencv=version,
                                    check_with=SEGMENT, sidecar=self.sidecar())
         self.assertLess(result["max_abs_diff"], 1e-2)
         kept = FLOAT16 if version >= (4, 10) else FLOAT
         self.assertEqual([t.data_type for t in onnx.load(out).graph.initializer], [kept])
 
     def test_check_with_a_program_of_another_opencv_is_refused(self):
-        version = prepare.program_opencv(SEGMENT)
+        version = program_opencv(SEGMENT)
         # A target that is neither the cv2 here (4.6, whose own check would be used) nor the
         # program's OpenCV.
         other = (4, 10) if version == (4, 6) else (4, 8)

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""U-Net / U2-Net / U2-Netp definitions (models/unet.py, models/u2net.py), their exporter
-(models/export.py) and the official U2-Net pipeline (models/u2net_reference.py), checked against
-OpenCV 4.6 DNN, the C++ Segmenter (tools/unetseg-segment) and the unetseg element.
+"""U-Net / U2-Net / U2-Netp definitions (unet.py, u2net.py in models/unetseg_models), their
+exporter (export.py there, and models/export.py) and the official U2-Net pipeline
+(u2net_reference.py there), checked against OpenCV 4.6 DNN, the C++ Segmenter
+(tools/unetseg-segment) and the unetseg element.
 
   (a) architecture: parameter counts (44.0 M, 1.13 M as published), official state_dict keys,
       output shapes; U-Net output size == input size.
@@ -10,9 +11,10 @@ OpenCV 4.6 DNN, the C++ Segmenter (tools/unetseg-segment) and the unetseg elemen
   (c) the official test-time pipeline vs the element's output on real photos.
   (d) bad checkpoints: clear messages naming the file and what to do.
 
-Run: /usr/bin/python3 tests/models/test_u2net.py (python3-torch, python3-onnx, python3-numpy,
-python3-opencv, python3-skimage, python3-pil). The C++ and element parts need a build: they find
-it through UNETSEG_BUILD_ROOT (set by meson) and are skipped, saying so, without one.
+Run: PYTHONPATH=models /usr/bin/python3 tests/models/test_u2net.py (python3-torch, python3-onnx,
+python3-numpy, python3-opencv, python3-skimage, python3-pil). The C++ and element parts need a
+build: they find it through UNETSEG_BUILD_ROOT (set by meson, with PYTHONPATH) and are skipped,
+saying so, without one.
 """
 
 import json
@@ -31,12 +33,10 @@ import torch  # noqa: E402
 
 ROOT = os.environ.get("UNETSEG_SOURCE_ROOT") or os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "models"))
 sys.dont_write_bytecode = True  # no __pycache__ left in the source tree
-import export  # noqa: E402
-import u2net  # noqa: E402
-import u2net_reference as reference  # noqa: E402
-import unet  # noqa: E402
+from unetseg_models import export, u2net, unet  # noqa: E402  (PYTHONPATH=models)
+from unetseg_models import u2net_reference as reference  # noqa: E402
+from unetseg_models.checks import check_image  # noqa: E402
 
 EXPORT = os.path.join(ROOT, "models", "export.py")
 BUILD = os.environ.get("UNETSEG_BUILD_ROOT", "")
@@ -204,7 +204,7 @@ class Parity(unittest.TestCase):
         photo = os.path.join(PHOTOS, "105.jpg")
         img = cv2.imread(photo) if os.path.exists(photo) else None
         if img is None:
-            img = cv2.cvtColor(export.prepare.check_image(size=320), cv2.COLOR_RGB2BGR)
+            img = cv2.cvtColor(check_image(size=320), cv2.COLOR_RGB2BGR)
         cls.image_bgr = {}
         for s in (320, 200, 96):
             cls.image_bgr[s] = cv2.resize(img, (s, s), interpolation=cv2.INTER_AREA)

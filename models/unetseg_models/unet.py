@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """The classic U-Net (Ronneberger et al., 2015), with 'same' padding so that the output has the
 input's size, and the usual modern choices (BatchNorm after each 3x3 conv).
 

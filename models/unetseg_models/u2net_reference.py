@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """The official U2-Net test-time pipeline (github.com/xuebinqin/U-2-Net, u2net_test.py with
 data_loader.py), step for step, as the reference the element is measured against.
 
@@ -25,16 +24,14 @@ The quantisation is PIL's float -> 8-bit conversion, which truncates (int(v) cli
 0..255), not rounds; the resize back is PIL's BILINEAR (its resampling filter: plain bilinear
 when the mask grows, a widened triangle filter when it shrinks).
 
-Needs python3-torch, python3-numpy, python3-skimage, python3-pil (Debian packages).
+Needs python3-torch, python3-numpy, python3-skimage, python3-pil (Debian packages). On one
+image, from models/:  python3 -m unetseg_models.u2net_reference u2netp PHOTO MASK.png
 """
 
 import os
 import sys
 
 import numpy as np
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -101,7 +98,7 @@ def reference_mask(net, path, size=320):
 def main(argv=None):
     import argparse
     import torch
-    import export
+    from . import export
     parser = argparse.ArgumentParser(
         description="The official U2-Net test-time pipeline on one image (reference).")
     parser.add_argument("arch", choices=["u2net", "u2netp"])

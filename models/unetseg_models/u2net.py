@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """U2-Net and U2-Netp (Qin et al., "U2-Net: Going Deeper with Nested U-Structure for Salient
 Object Detection", Pattern Recognition 2020), as published in github.com/xuebinqin/U-2-Net
 (model/u2net.py).
