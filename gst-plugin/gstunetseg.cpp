@@ -402,6 +402,8 @@ gst_unetseg_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoInfo * 
   if (self->rt->video) {
     if (!self->rt->live_decided)
       decide_live (self);
+    /* New caps: a recurrent model's memory belongs to the old stream. */
+    self->rt->video->restart_recurrence ();
     rehearse_frame (self, in_info);
   }
   return TRUE;
@@ -456,6 +458,9 @@ gst_unetseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
     return GST_FLOW_ERROR;
   if (!rt->live_decided)
     decide_live (self);
+
+  if (GST_BUFFER_IS_DISCONT (frame->buffer))
+    rt->video->restart_recurrence ();
 
   const unetseg::FrameView view {
   static_cast < std::uint8_t * >(GST_VIDEO_FRAME_PLANE_DATA (frame, 0)),

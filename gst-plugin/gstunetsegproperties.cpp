@@ -172,7 +172,8 @@ gst_unetseg_install_properties (GObjectClass * k)
       "Foreground where the model's probability is at least this (hard mask)", 0.0, 1.0,
       kPerFrame,[](S & s) -> double &{ return s.video.mask.threshold; });
   bool_property (k, PROP_SOFT_MASK, "soft-mask", "Soft mask",
-      "Keep the model's soft probability as alpha instead of a hard 0/255 mask", kPerFrame,
+      "Keep the model's soft probability as alpha instead of a hard 0/255 mask (a matting "
+      "model's matte stays soft in blur, replace and alpha whatever this says)", kPerFrame,
       [](S & s) -> bool & { return s.video.mask.soft; });
   argb_property (k, PROP_OVERLAY_COLOR, "overlay-color", "Overlay colour",
       "Tint of the foreground in overlay mode, big-endian ARGB (alpha ignored; see "
@@ -240,4 +241,9 @@ gst_unetseg_install_properties (GObjectClass * k)
   double_property (k, PROP_GUIDED_EPS, "guided-eps", "Guided epsilon",
       "Regularisation of the guided filter: larger follows the frame's edges less", 1e-6,
       1.0, kPerFrame,[](S & s) -> double &{ return s.video.mask.guided_eps; });
+  double_property (k, PROP_SCENE_CUT, "scene-cut", "Scene cut",
+      "Recurrent models (e.g. rvm): forget the model's memory when the frame differs from the "
+      "last one it saw by more than this mean grey level (a new scene); 0 = never. Flushes, "
+      "discontinuities and new caps restart it too", 0.0, 255.0, kPerFrame,
+      [](S & s) -> double &{ return s.video.scene_cut; });
 }

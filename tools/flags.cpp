@@ -181,6 +181,9 @@ const std::vector<FrameFlag>& frame_flags() {
       {"smoothing-reset", kStreamFlags, "grey change that restarts the smoothing there",
        [](Args& a, Options& o) { o.smoothing_reset = a.number(-inf, inf); },
        [](const Options& o) { return number_text(o.smoothing_reset); }},
+      {"scene-cut", kStreamFlags, "grey change that restarts a recurrent model's state",
+       [](Args& a, Options& o) { o.scene_cut = a.number(-inf, inf); },
+       [](const Options& o) { return number_text(o.scene_cut); }},
   };
   return flags;
 }

@@ -54,7 +54,7 @@ enum FrameFlags : unsigned {
   kMaskFlags = 1,    // --threshold --soft-mask --min-island --smooth-contour --feather
                      // --guided-radius --guided-eps
   kDrawFlags = 2,    // --mode --overlay-color --overlay-opacity --blur-radius --background-color
-  kStreamFlags = 4,  // --interval --skip-threshold --smoothing --smoothing-reset
+  kStreamFlags = 4,  // --interval --skip-threshold --smoothing --smoothing-reset --scene-cut
   kAllFrameFlags = 7,
 };
 

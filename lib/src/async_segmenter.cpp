@@ -40,7 +40,8 @@ void AsyncSegmenter::throw_if_failed() const {
   if (!failure_.empty()) throw Error(failure_);
 }
 
-bool AsyncSegmenter::submit(const FrameView& frame, std::int64_t tag, const cv::Mat& thumbnail) {
+bool AsyncSegmenter::submit(const FrameView& frame, std::int64_t tag, const cv::Mat& thumbnail,
+                            bool restart_state) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     throw_if_failed();
@@ -56,6 +57,7 @@ bool AsyncSegmenter::submit(const FrameView& frame, std::int64_t tag, const cv::
   {
     std::lock_guard<std::mutex> lock(mutex_);
     staging_.generation = generation_;
+    staging_.restart_state = restart_state || (has_waiting_ && waiting_.restart_state);
     // A swap, not a copy: the replaced input's memory becomes the next staging area.
     std::swap(staging_, waiting_);
     replaced = has_waiting_;
@@ -75,11 +77,15 @@ void AsyncSegmenter::loop() {
     std::swap(current, waiting_);
     has_waiting_ = false;
     running_ = true;
+    const bool restart = current.restart_state || restart_pending_;
+    restart_pending_ = false;
     lock.unlock();
 
-    // The forward, with no lock held: submit() and take_latest() go on meanwhile.
+    // The forward, with no lock held: submit() and take_latest() go on meanwhile. The state of
+    // a recurrent model is touched only here, on this thread.
     std::string failure;
     try {
+      if (restart) segmenter_.reset_state();
       const Prediction& p = segmenter_.infer(current.blob);
       StageTimes times = segmenter_.last_times();
       times.preprocess_ms = current.preprocess_ms;
@@ -118,6 +124,7 @@ void AsyncSegmenter::flush() {
   std::lock_guard<std::mutex> lock(mutex_);
   ++generation_;
   has_waiting_ = false;
+  restart_pending_ = true;
   latest_.sequence = 0;
   latest_.tag = -1;
   if (!running_) idle_.notify_all();

@@ -135,6 +135,20 @@ void ModelSpec::validate(const std::string& origin) const {
     fail("output.labels", "may name at most 256 classes (class ids are 8-bit)");
   if (output_kind == OutputKind::TwoClassLogits && !labels.empty() && labels.size() != 2)
     fail("output.labels", "must name exactly 2 classes for two_class_logits");
+  if (output_matte && output_kind != OutputKind::Probability)
+    fail("output.matte", "needs kind probability (a matte is already in [0, 1])");
+  if (state.size() > 64) fail("state", "may hold at most 64 pairs");
+  for (std::size_t i = 0; i < state.size(); ++i) {
+    const std::string field = "state[" + std::to_string(i) + "]";
+    if (state[i].input.empty()) fail(field + ".input", "must name a graph input");
+    if (state[i].output.empty()) fail(field + ".output", "must name a graph output");
+    if (state[i].input == input_name) fail(field + ".input", "is the frame's input");
+    if (!output_name.empty() && state[i].output == output_name)
+      fail(field + ".output", "is the mask's output");
+    for (std::size_t j = 0; j < i; ++j)
+      if (state[j].input == state[i].input || state[j].output == state[i].output)
+        fail(field, "repeats a name of state[" + std::to_string(j) + "]");
+  }
 }
 
 ModelSpec ModelSpec::load(const std::string& path) {
@@ -161,6 +175,7 @@ ModelSpec ModelSpec::load(const std::string& path) {
 
   const cv::FileNode in = r.require(root, "input", "input");
   if (!in.isMap()) r.fail("input", "must be an object");
+  if (!in["name"].empty()) spec.input_name = r.string(in["name"], "input.name");
   spec.input_width = r.integer(r.require(in, "input.width", "width"), "input.width");
   spec.input_height = r.integer(r.require(in, "input.height", "height"), "input.height");
   if (!in["color_order"].empty()) {
@@ -203,12 +218,27 @@ ModelSpec ModelSpec::load(const std::string& path) {
     else if (scaling == "pil") spec.mask_scaling = MaskScaling::Pil;
     else r.fail("output.resize", "must be \"bilinear\" or \"pil\", not \"" + scaling + "\"");
   }
+  if (!out["matte"].empty()) spec.output_matte = r.boolean(out["matte"], "output.matte");
   if (!out["labels"].empty()) {
     const cv::FileNode labels = out["labels"];
     if (!labels.isSeq()) r.fail("output.labels", "must be a list of strings");
     for (size_t i = 0; i < labels.size(); ++i)
       spec.labels.push_back(r.string(labels[static_cast<int>(i)],
                                      "output.labels[" + std::to_string(i) + "]"));
+  }
+
+  const cv::FileNode state = root["state"];
+  if (!state.empty()) {
+    if (!state.isSeq()) r.fail("state", "must be a list of {\"input\": ..., \"output\": ...}");
+    int i = 0;
+    for (auto it = state.begin(); it != state.end(); ++it, ++i) {
+      const std::string field = "state[" + std::to_string(i) + "]";
+      const cv::FileNode pair = *it;
+      if (!pair.isMap()) r.fail(field, "must be an object {\"input\": ..., \"output\": ...}");
+      spec.state.push_back({r.string(r.require(pair, field + ".input", "input"), field + ".input"),
+                            r.string(r.require(pair, field + ".output", "output"),
+                                     field + ".output")});
+    }
   }
 
   spec.validate(path);

@@ -1,17 +1,15 @@
 #include "unetseg/segmenter.hpp"
 
-#include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 #include <sstream>
 
 #include <opencv2/core/cuda.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "unetseg/error.hpp"
+#include "unetseg/model_file.hpp"
 #include "unetseg/preprocess.hpp"
 
 namespace unetseg {
@@ -23,118 +21,19 @@ double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-// The names of an ONNX graph's outputs in the graph's own order (what Netron shows), read
-// straight from the protobuf wire format: ModelProto.graph (7) -> GraphProto.output (12) ->
-// ValueInfoProto.name (1). OpenCV only lists outputs in layer order, which for U2-Net puts the
-// fused d0 last; a sidecar's output.index must mean the graph's order. Empty if unreadable.
-class ProtoReader {
- public:
-  ProtoReader(const uint8_t* p, size_t n) : p_(p), end_(p + n) {}
-  bool done() const { return p_ >= end_; }
-  bool next(uint32_t* field, uint32_t* wire) {
-    uint64_t key;
-    if (!varint(&key)) return false;
-    *field = static_cast<uint32_t>(key >> 3);
-    *wire = static_cast<uint32_t>(key & 7);
-    return true;
-  }
-  bool bytes(ProtoReader* sub) {
-    uint64_t n;
-    if (!varint(&n) || n > static_cast<uint64_t>(end_ - p_)) return false;
-    *sub = ProtoReader(p_, n);
-    p_ += n;
-    return true;
-  }
-  bool skip(uint32_t wire) {
-    uint64_t v;
-    ProtoReader sub(nullptr, 0);
-    switch (wire) {
-      case 0: return varint(&v);
-      case 1: return advance(8);
-      case 2: return bytes(&sub);
-      case 5: return advance(4);
-      default: return false;
-    }
-  }
-  std::string rest() const { return std::string(reinterpret_cast<const char*>(p_), end_ - p_); }
-
- private:
-  bool advance(size_t n) {
-    if (n > static_cast<size_t>(end_ - p_)) return false;
-    p_ += n;
-    return true;
-  }
-  bool varint(uint64_t* v) {
-    *v = 0;
-    for (int shift = 0; shift < 64 && p_ < end_; shift += 7) {
-      const uint8_t b = *p_++;
-      *v |= uint64_t(b & 0x7f) << shift;
-      if (!(b & 0x80)) return true;
-    }
-    return false;
-  }
-  const uint8_t* p_;
-  const uint8_t* end_;
-};
-
-std::vector<std::string> onnx_graph_outputs(const std::vector<uint8_t>& model) {
-  std::vector<std::string> names;
-  ProtoReader top(model.data(), model.size());
-  uint32_t field, wire;
-  while (!top.done() && top.next(&field, &wire)) {
-    if (field == 7 && wire == 2) {
-      ProtoReader graph(nullptr, 0);
-      if (!top.bytes(&graph)) return {};
-      while (!graph.done() && graph.next(&field, &wire)) {
-        if (field == 12 && wire == 2) {
-          ProtoReader info(nullptr, 0);
-          if (!graph.bytes(&info)) return {};
-          while (!info.done() && info.next(&field, &wire)) {
-            ProtoReader name(nullptr, 0);
-            if (field == 1 && wire == 2) {
-              if (!info.bytes(&name)) return {};
-              names.push_back(name.rest());
-            } else if (!info.skip(wire)) {
-              return {};
-            }
-          }
-        } else if (!graph.skip(wire)) {
-          return {};
-        }
-      }
-      return names;
-    }
-    if (!top.skip(wire)) return {};
-  }
-  return {};
-}
-
-// Refuses what cannot be a model file before anything tries to read it (a device such as
-// /dev/zero would never end). Returns the file's size.
-size_t check_model_file(const std::string& path) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0)
-    throw Error("model " + path + ": " + std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) throw Error("model " + path + " is a directory, not an ONNX file");
-  if (!S_ISREG(st.st_mode))
-    throw Error("model " + path + " is not a regular file (a device or pipe?), not an ONNX file");
-  if (st.st_size == 0) throw Error("model " + path + " is empty (0 bytes)");
-  return static_cast<size_t>(st.st_size);
-}
-
-std::vector<uint8_t> read_model_file(const std::string& path) {
-  const size_t size = check_model_file(path);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("model " + path + " cannot be opened: " + std::strerror(errno));
-  std::vector<uint8_t> bytes(size);
-  if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size)))
-    throw Error("model " + path + " could not be read completely");
-  return bytes;
-}
-
 std::string shape_string(const cv::Mat& m) {
   std::ostringstream s;
   for (int i = 0; i < m.dims; ++i) s << (i ? "x" : "") << m.size[i];
+  return s.str();
+}
+
+std::string dims_string(const std::vector<std::int64_t>& dims) {
+  std::ostringstream s;
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    s << (i ? "x" : "");
+    if (dims[i] < 0) s << "?";
+    else s << dims[i];
+  }
   return s.str();
 }
 
@@ -183,20 +82,25 @@ std::string cuda_unavailable_reason() {
 }
 
 Segmenter::Segmenter(const std::string& model_path, const ModelSpec& spec, Backend requested)
-    : model_path_(model_path), spec_(spec), requested_(requested) {
-  spec_.validate(ModelSpec::sidecar_path_for(model_path));
-  load(requested);
+    : Segmenter(model_path, read_model_file(model_path), spec, requested) {}
+
+// The model file is read (and so checked) before its sidecar, so a wrong path is reported as
+// such.
+Segmenter::Segmenter(const std::string& model_path, Backend requested) : model_path_(model_path) {
+  std::vector<std::uint8_t> bytes = read_model_file(model_path);
+  spec_ = ModelSpec::load(ModelSpec::sidecar_path_for(model_path));
+  requested_ = requested;
+  load(bytes, requested);
 }
 
-// The model file is checked before its sidecar, so a wrong path is reported as such.
-Segmenter::Segmenter(const std::string& model_path, Backend requested)
-    : Segmenter(model_path,
-                (check_model_file(model_path),
-                 ModelSpec::load(ModelSpec::sidecar_path_for(model_path))),
-                requested) {}
+Segmenter::Segmenter(const std::string& model_path, std::vector<std::uint8_t> bytes,
+                     const ModelSpec& spec, Backend requested)
+    : model_path_(model_path), spec_(spec), requested_(requested) {
+  spec_.validate(ModelSpec::sidecar_path_for(model_path));
+  load(bytes, requested);
+}
 
-void Segmenter::load(Backend requested) {
-  const std::vector<uint8_t> bytes = read_model_file(model_path_);
+void Segmenter::load(const std::vector<std::uint8_t>& bytes, Backend requested) {
   try {
     net_ = cv::dnn::readNetFromONNX(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   } catch (const cv::Exception& e) {
@@ -205,30 +109,98 @@ void Segmenter::load(Backend requested) {
                 e.err);
   }
   if (net_.empty()) throw Error("model " + model_path_ + " holds no network");
+  resolve_names(bytes);
+  select_backend(requested);
+}
 
-  // Resolve the output we read to a layer name OpenCV can forward to.
-  const std::vector<std::string> graph_outputs = onnx_graph_outputs(bytes);
+// Which graph input the frame goes to, which output is the mask, and the state pairs, each
+// checked against what the graph declares.
+void Segmenter::resolve_names(const std::vector<std::uint8_t>& bytes) {
+  const OnnxGraph graph = read_onnx_graph(bytes);
+  const std::string sidecar = ModelSpec::sidecar_path_for(model_path_);
   const std::vector<std::string> opencv_outputs = net_.getUnconnectedOutLayersNames();
-  const std::vector<std::string>& outputs = graph_outputs.empty() ? opencv_outputs : graph_outputs;
-  auto list = [&] {
+  std::vector<std::string> outputs;
+  for (const GraphValue& v : graph.outputs) outputs.push_back(v.name);
+  if (outputs.empty()) outputs = opencv_outputs;
+  auto list = [](const std::vector<std::string>& names) {
     std::string s;
-    for (const auto& n : outputs) s += (s.empty() ? "" : ", ") + ("'" + n + "'");
+    for (const auto& n : names) s += (s.empty() ? "" : ", ") + ("'" + n + "'");
     return s;
   };
+  std::vector<std::string> inputs;
+  for (const GraphValue& v : graph.inputs) inputs.push_back(v.name);
+
+  // The states first: the frame's input is then the first input that is not one.
+  for (std::size_t i = 0; i < spec_.state.size(); ++i) {
+    const ModelSpec::StatePair& pair = spec_.state[i];
+    const std::string field = "sidecar " + sidecar + ": state[" + std::to_string(i) + "]";
+    const GraphValue* in = graph.input(pair.input);
+    if (!in)
+      throw Error("model " + model_path_ + " has no input named '" + pair.input + "' (" + field +
+                  ".input; its inputs: " + list(inputs) + ")");
+    if (in->dims.empty() ||
+        std::any_of(in->dims.begin(), in->dims.end(), [](std::int64_t d) { return d < 1; }))
+      throw Error("model " + model_path_ + ": state input '" + pair.input + "' has no fixed shape (" +
+                  dims_string(in->dims) + "), so it cannot start as zeros (" + field + ")");
+    if (!graph.output(pair.output) && net_.getLayerId(pair.output) < 0)
+      throw Error("model " + model_path_ + " has no output named '" + pair.output + "' (" +
+                  field + ".output; its outputs: " + list(outputs) + ")");
+    std::vector<int> dims(in->dims.begin(), in->dims.end());
+    State state{pair.input, pair.output, cv::Mat()};
+    state.value.create(static_cast<int>(dims.size()), dims.data(), CV_32F);
+    state.value.setTo(0);
+    state_.push_back(std::move(state));
+  }
+
+  const GraphValue* image = nullptr;
+  if (!spec_.input_name.empty()) {
+    image = graph.input(spec_.input_name);
+    if (!image && !graph.inputs.empty())
+      throw Error("model " + model_path_ + " has no input named '" + spec_.input_name +
+                  "' (sidecar " + sidecar + ": input.name; its inputs: " + list(inputs) + ")");
+    input_name_ = spec_.input_name;
+  } else {
+    for (const GraphValue& v : graph.inputs)
+      if (!image && std::none_of(state_.begin(), state_.end(),
+                                 [&](const State& s) { return s.input == v.name; }))
+        image = &v;
+    if (image && !state_.empty()) input_name_ = image->name;  // else OpenCV's first input
+  }
+  // A graph that fixes its input size must be given frames of that size.
+  if (image && image->dims.size() == 4 && image->dims[2] > 0 && image->dims[3] > 0 &&
+      (image->dims[2] != spec_.input_height || image->dims[3] != spec_.input_width))
+    throw Error("model " + model_path_ + ": its input '" + image->name + "' is " +
+                dims_string(image->dims) + ", but its sidecar " + sidecar + " says input.width " +
+                std::to_string(spec_.input_width) + ", input.height " +
+                std::to_string(spec_.input_height));
+
   if (!spec_.output_name.empty()) {
     if (net_.getLayerId(spec_.output_name) < 0)
       throw Error("model " + model_path_ + " has no output named '" + spec_.output_name +
-                  "' (its outputs: " + list() + ")");
+                  "' (its outputs: " + list(outputs) + ")");
     output_name_ = spec_.output_name;
   } else {
     if (static_cast<size_t>(spec_.output_index) >= outputs.size())
       throw Error("model " + model_path_ + " has " + std::to_string(outputs.size()) +
-                  " output(s) (" + list() + "), so output.index " +
+                  " output(s) (" + list(outputs) + "), so output.index " +
                   std::to_string(spec_.output_index) + " does not exist");
     output_name_ = outputs[spec_.output_index];
   }
+  forward_names_.assign(1, output_name_);
+  for (const State& s : state_) forward_names_.push_back(s.output);
+}
 
-  select_backend(requested);
+void Segmenter::reset_state() {
+  for (State& s : state_) s.value.setTo(0);
+}
+
+void Segmenter::forward(const cv::Mat& blob) {
+  net_.setInput(blob, input_name_);
+  for (const State& s : state_) net_.setInput(s.value, s.input);
+  net_.forward(outputs_, forward_names_);
+  // The states' outputs become the next forward's inputs (copies: OpenCV reuses its outputs).
+  for (std::size_t i = 0; i < state_.size() && i + 1 < outputs_.size(); ++i)
+    if (outputs_[i + 1].size == state_[i].value.size) outputs_[i + 1].copyTo(state_[i].value);
 }
 
 // Runs the warm-up forward on a zero blob with the current backend, checking the output.
@@ -237,14 +209,12 @@ void Segmenter::select_backend(Backend requested) {
     const int dims[4] = {1, 3, spec_.input_height, spec_.input_width};
     blob_.create(4, dims, CV_32F);
     blob_.setTo(0);
-    net_.setInput(blob_);
     const auto t0 = Clock::now();
-    net_.forward(outputs_, output_name_);
+    forward(blob_);
     times_ = StageTimes();
     times_.forward_ms = ms_since(t0);
-    if (outputs_.empty())
-      throw Error("model " + model_path_ + ": output '" + output_name_ + "' produced nothing");
-    check_output(outputs_[0]);
+    check_outputs();
+    reset_state();  // the warm-up's states are no frame's
   };
   auto use_cpu = [&] {
     net_.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
@@ -297,7 +267,20 @@ void Segmenter::select_backend(Backend requested) {
   run_warm_up();
 }
 
-void Segmenter::check_output(const cv::Mat& out) {
+void Segmenter::check_outputs() {
+  if (outputs_.size() != forward_names_.size() || outputs_[0].empty())
+    throw Error("model " + model_path_ + ": output '" + output_name_ + "' produced nothing");
+  // Each state's output must be what its input takes back.
+  for (std::size_t i = 0; i < state_.size(); ++i) {
+    const cv::Mat& out = outputs_[i + 1];
+    if (out.size != state_[i].value.size || out.type() != CV_32F)
+      throw Error("model " + model_path_ + ": state output '" + state_[i].output + "' is " +
+                  shape_string(out) + ", but its input '" + state_[i].input + "' takes " +
+                  shape_string(state_[i].value) + " (sidecar " +
+                  ModelSpec::sidecar_path_for(model_path_) + ": state[" + std::to_string(i) +
+                  "])");
+  }
+  const cv::Mat& out = outputs_[0];
   int channels = 0;
   if (out.dims == 4 && out.size[0] == 1) {
     channels = out.size[1];
@@ -346,8 +329,7 @@ const Prediction& Segmenter::run(const FrameView& frame) {
 const Prediction& Segmenter::infer(const cv::Mat& blob) {
   times_.preprocess_ms = 0;
   auto t0 = Clock::now();
-  net_.setInput(blob);
-  net_.forward(outputs_, output_name_);
+  forward(blob);
   times_.forward_ms = ms_since(t0);
 
   t0 = Clock::now();

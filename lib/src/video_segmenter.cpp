@@ -39,11 +39,18 @@ void VideoSegmenter::check(const Options& o) {
     refuse("skip_threshold must be 0 to 255 grey levels", o.skip_threshold);
   if (!(o.smoothing >= 0 && o.smoothing < 1)) refuse("smoothing must be in [0, 1)", o.smoothing);
   if (!(o.smoothing_reset >= 0)) refuse("smoothing_reset must be 0 or more", o.smoothing_reset);
+  if (!(o.scene_cut >= 0 && o.scene_cut <= 255))
+    refuse("scene_cut must be 0 to 255 grey levels", o.scene_cut);
 }
 
 MaskOptions VideoSegmenter::mask_options(const Options& options) const {
   MaskOptions mask = options.mask;
-  mask.scaling = segmenter_->spec().mask_scaling;  // the model's sidecar decides, not a setting
+  const ModelSpec& spec = segmenter_->spec();
+  mask.scaling = spec.mask_scaling;  // the model's sidecar decides, not a setting
+  // A matte's soft edge is the point of a matting model (hair): compositing keeps it.
+  if (spec.output_matte &&
+      (options.mode == Mode::Blur || options.mode == Mode::Replace || options.mode == Mode::Alpha))
+    mask.soft = true;
   return mask;
 }
 
@@ -64,7 +71,8 @@ bool VideoSegmenter::wants_inference(const Options& options, double qos_proporti
 const FrameResult& VideoSegmenter::process(const FrameView& frame, std::int64_t tag,
                                            const Options& options, double qos_proportion) {
   Segmenter& seg = *segmenter_;
-  const bool need_thumbnail = options.skip_threshold > 0 || options.smoothing > 0;
+  const bool watch_cuts = seg.recurrent() && options.scene_cut > 0;
+  const bool need_thumbnail = options.skip_threshold > 0 || options.smoothing > 0 || watch_cuts;
   if (need_thumbnail)
     frame_thumbnail(frame, seg.output_size(), thumbnail_);
   else
@@ -74,10 +82,16 @@ const FrameResult& VideoSegmenter::process(const FrameView& frame, std::int64_t 
   out_.submitted = wants_inference(options, qos_proportion);
   if (out_.submitted) {
     frames_since_submit_ = 0;
+    // A recurrent model's memory of another scene only misleads it.
+    const bool restart = restart_pending_ ||
+                         (watch_cuts && !submitted_thumbnail_.empty() &&
+                          mean_abs_difference(thumbnail_, submitted_thumbnail_) > options.scene_cut);
+    restart_pending_ = false;
     if (need_thumbnail) thumbnail_.copyTo(submitted_thumbnail_);
     if (async_) {
-      async_->submit(frame, tag, thumbnail_);
+      async_->submit(frame, tag, thumbnail_, restart);
     } else {
+      if (restart) seg.reset_state();
       const Prediction& p = seg.run(frame);
       result_.assign(p, thumbnail_, tag, seg.last_times());
       result_.sequence++;
@@ -158,7 +172,8 @@ bool VideoSegmenter::draw(const FrameView& frame, const Options& options) {
 }
 
 void VideoSegmenter::reset() {
-  if (async_) async_->flush();
+  if (async_) async_->flush();  // which restarts the recurrent state on the model's thread
+  restart_pending_ = !async_;
   have_result_ = false;
   result_.tag = -1;
   smoother_.reset();

@@ -43,8 +43,11 @@ class AsyncSegmenter {
   // and no copy of it is kept), and hands the model's input to the model thread, in place of
   // any earlier frame still waiting there (the one being inferred is never replaced). Returns
   // false when such a waiting frame was replaced unseen. Never waits for a forward.
-  // Throws unetseg::Error when an earlier forward failed (its message).
-  bool submit(const FrameView& frame, std::int64_t tag, const cv::Mat& thumbnail = cv::Mat());
+  // Throws unetseg::Error when an earlier forward failed (its message). With restart_state, a
+  // recurrent model forgets its state before this frame (a scene cut); a restart asked for by
+  // a frame that gets replaced unseen passes to the frame replacing it.
+  bool submit(const FrameView& frame, std::int64_t tag, const cv::Mat& thumbnail = cv::Mat(),
+              bool restart_state = false);
 
   // Copies the newest result into `out` when it is newer than out.sequence (out's memory is
   // reused); returns whether it did. Holds the lock only for the copy of a model-size map.
@@ -52,7 +55,8 @@ class AsyncSegmenter {
   bool take_latest(SegmentResult& out);
 
   // Forgets the waiting frame and every result so far: take_latest() then gives only results
-  // of frames submitted after the flush (a forward in progress finishes unseen).
+  // of frames submitted after the flush (a forward in progress finishes unseen), and a
+  // recurrent model starts the next frame from a zero state.
   void flush();
   // Blocks until no frame is waiting or being inferred (draining at end of stream; tests).
   void wait_idle();
@@ -65,6 +69,7 @@ class AsyncSegmenter {
     std::int64_t tag = -1;
     std::uint64_t generation = 0;
     double preprocess_ms = 0;
+    bool restart_state = false;
   };
   void loop();
   void throw_if_failed() const;  // with the lock held
@@ -78,6 +83,7 @@ class AsyncSegmenter {
   bool has_waiting_ = false;
   bool running_ = false;
   bool stop_ = false;
+  bool restart_pending_ = false;  // flush(): the next forward starts from a zero state
   std::uint64_t generation_ = 0;  // bumped by flush(): older results are dropped
   std::uint64_t produced_ = 0;
   SegmentResult latest_;

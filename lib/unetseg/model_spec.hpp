@@ -36,10 +36,12 @@ enum class OutputKind {
 struct ModelSpec {
   std::string name;  // shown in the meta and messages; defaults to the file's stem
 
-  // Input: the frame is stretched to input_width x input_height, reordered to color_order and
+  // Input: the graph input the frame goes to (empty: the graph's first input that is not a
+  // state input). The frame is stretched to input_width x input_height, reordered to color_order and
   // normalised per channel as (x * scale - mean[c]) / std[c], mean and std in the model's own
   // channel order. With normalize_by_max (official U2-Net), x * scale is replaced by
   // x / max(resized image), the maximum taken over all three colour channels.
+  std::string input_name;
   int input_width = 0;
   int input_height = 0;
   ColorOrder color_order = ColorOrder::RGB;
@@ -56,6 +58,19 @@ struct ModelSpec {
   bool output_minmax = false;  // min-max normalise the foreground map per frame (U2-Net, ISNet)
   MaskScaling mask_scaling = MaskScaling::Bilinear;  // how the mask reaches the frame's size
   std::vector<std::string> labels;  // optional; for ClassLogits its size must match the channels
+  // The output is an alpha matte (a matting model's), not a probability: the compositing modes
+  // (blur, replace, alpha) draw it soft whatever soft-mask says; the threshold only makes the
+  // hard masks asked for elsewhere.
+  bool output_matte = false;
+
+  // Recurrent models: each pair's output, after a forward, is the paired input of the next
+  // forward; zeros (of the input's static shape in the graph) before the first and after a
+  // reset. Names are graph input/output names.
+  struct StatePair {
+    std::string input, output;
+  };
+  std::vector<StatePair> state;
+  bool recurrent() const { return !state.empty(); }
 
   // Channels the output must have: 1, 2, or labels.size() (0 = any C >= 2) for ClassLogits.
   int expected_channels() const;

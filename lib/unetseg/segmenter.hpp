@@ -1,6 +1,7 @@
 // Runs an ONNX segmentation model through OpenCV DNN on a frame view.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -41,7 +42,8 @@ class Segmenter {
  public:
   // Loads the model and runs one warm-up forward to check that its real output fits the spec.
   // Throws unetseg::Error naming the file and the reason (unreadable, not ONNX, refused by
-  // OpenCV, output missing or of the wrong shape, backend unavailable).
+  // OpenCV, an input, output or state the sidecar names missing or of the wrong shape, an input
+  // size that contradicts the graph's, backend unavailable).
   Segmenter(const std::string& model_path, const ModelSpec& spec, Backend requested);
   // Same, with the spec read from the model's sidecar.
   Segmenter(const std::string& model_path, Backend requested);
@@ -66,20 +68,37 @@ class Segmenter {
   // halves share no state, so one thread may preprocess the next frame while another infers
   // (AsyncSegmenter); infer() itself and run() must not overlap.
   const Prediction& infer(const cv::Mat& blob);
+  // Recurrent models (ModelSpec::state): run() and infer() feed each state output back as the
+  // next forward's input. reset_state() makes the next forward start from zeros (a new scene,
+  // a seek); the same threading rule as infer() applies.
+  bool recurrent() const { return !state_.empty(); }
+  void reset_state();
   // Of the last run() or infer(); before the first, the warm-up forward's (usually the slowest
   // a model takes: first-use allocations), an estimate of what a frame will cost.
   const StageTimes& last_times() const { return times_; }
 
  private:
-  void load(Backend requested);
+  Segmenter(const std::string& model_path, std::vector<std::uint8_t> bytes,
+            const ModelSpec& spec, Backend requested);
+  void load(const std::vector<std::uint8_t>& bytes, Backend requested);
+  void resolve_names(const std::vector<std::uint8_t>& bytes);
   void select_backend(Backend requested);
-  void check_output(const cv::Mat& out);
+  void forward(const cv::Mat& blob);  // the inputs set, the outputs run; states fed back
+  void check_outputs();
   void postprocess(const cv::Mat& out);
+
+  struct State {
+    std::string input, output;  // graph names
+    cv::Mat value;              // what the next forward reads: zeros, then the last output
+  };
 
   std::string model_path_;
   ModelSpec spec_;
   cv::dnn::Net net_;
+  std::string input_name_;   // the graph input the frame goes to ("" = the first)
   std::string output_name_;  // resolved layer name of the output we read
+  std::vector<cv::String> forward_names_;  // output_name_, then each state's output
+  std::vector<State> state_;
   Backend requested_ = Backend::Auto;
   Backend active_ = Backend::Cpu;
   std::string backend_note_;

@@ -59,12 +59,21 @@ class VideoSegmenter {
     // levels.
     double smoothing = 0;
     double smoothing_reset = 12;
+
+    // Recurrent models (ModelSpec::state): the model forgets its state before a submitted
+    // frame whose thumbnail differs from the last submitted one's by more than this mean grey
+    // change (a scene cut: the memory of the old scene would only mislead); 0 = never.
+    double scene_cut = 40;
   };
 
   // Throws unetseg::Error, naming the field, when an option is out of its range (each part of
   // the frame path checks its own when it runs; this checks them all at once, e.g. before a
   // tool loads a model).
   static void check(const Options& options);
+
+  // A matting model's matte (ModelSpec::output_matte) is drawn soft in the compositing modes
+  // (blur, replace, alpha) whatever options.mask.soft says; MaskOptions as process() uses them.
+  MaskOptions mask_options(const Options& options) const;
 
   // Takes a loaded model; `live` says how masks are paired with frames:
   //  - offline (false): process() runs the model on the frames it submits, in the calling
@@ -111,8 +120,12 @@ class VideoSegmenter {
   void set_background_image(const cv::Mat& rgb) { compositor_.set_background_image(rgb); }
 
   // Forgets the stream so far (a flush, a seek, a new stream): no mask, no smoothing history,
-  // the next frame is submitted; live, a frame waiting or in the model is dropped unseen.
+  // no recurrent state, the next frame is submitted; live, a frame waiting or in the model is
+  // dropped unseen.
   void reset();
+  // Only a recurrent model's memory: the next submitted frame starts from a zero state, the
+  // masks so far stay (a discontinuity, new caps). Nothing for other models.
+  void restart_recurrence() { restart_pending_ = true; }
 
   // Runs a blank frame of this size and layout through everything a frame meets but the
   // model's forward (preprocess, thumbnail, refinement, drawing per options), so that buffers
@@ -124,7 +137,6 @@ class VideoSegmenter {
   bool wants_inference(const Options& options, double qos_proportion) const;
   void accept(const Options& options);  // result_ is fresh: smoothing
   const FrameResult& finish(const FrameView& frame, const Options& options);
-  MaskOptions mask_options(const Options& options) const;
 
   std::shared_ptr<Segmenter> segmenter_;
   std::unique_ptr<AsyncSegmenter> async_;  // live only; after segmenter_, so joined first
@@ -136,6 +148,7 @@ class VideoSegmenter {
   bool have_result_ = false;
   cv::Mat smoothed_;      // result_.foreground smoothed, or a header of it
   int frames_since_submit_ = 0;
+  bool restart_pending_ = false;  // the next submitted frame restarts the recurrent state
   cv::Mat thumbnail_;            // of the current frame, when skipping or smoothing needs it
   cv::Mat submitted_thumbnail_;  // of the last frame handed to the model
   cv::Mat no_foreground_;        // what draw() shows before the first mask

@@ -288,3 +288,54 @@ TEST(Smoothing, AveragesMasksExceptWhereThePictureChanged) {
     gst_buffer_unref(out);
   }
 }
+
+// A recurrent model (recurrent_rg: red = 0.5 + 0.05 n after n frames of state) through the
+// element: its state carries from frame to frame, and a discontinuity, new caps, a flush or a
+// scene cut (scene-cut) start it again from zero.
+TEST(Recurrent, StateCarriesAndRestartsOnDiscontCapsFlushAndCuts) {
+  const GstVideoInfo info = video_info("RGB", kW, kH);
+  UnetsegHarness h({{"mode", "none"}}, info, "recurrent_rg");
+  // The meta's 8-bit mask at a red pixel: round(255 * (0.5 + 0.05 n)).
+  auto red_level = [&](GstBuffer* in) {
+    GstBuffer* out = h.process(in);
+    GstUnetsegMaskMeta* meta = gst_buffer_get_unetseg_mask_meta(out);
+    GstMapInfo map;
+    int level = -1;
+    if (meta && gst_buffer_map(meta->mask, &map, GST_MAP_READ)) {
+      GstVideoMeta* vmeta = gst_buffer_get_video_meta(meta->mask);
+      level = map.data[vmeta->offset[0] + 32 * vmeta->stride[0] + 2];
+      gst_buffer_unmap(meta->mask, &map);
+    }
+    gst_buffer_unref(out);
+    return level;
+  };
+  auto frame = [&](int split, GstClockTime pts, bool discont = false) {
+    GstBuffer* b = make_frame(info, [split](int x, int) { return x < split ? kRed : kGreen; }, pts);
+    if (discont) GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_DISCONT);
+    return b;
+  };
+  int n = 0;
+  auto next = [&](int split = 160, bool discont = false) {
+    return red_level(frame(split, (n++) * kPeriod, discont));
+  };
+  EXPECT_EQ(next(), 128);
+  EXPECT_EQ(next(), 140);
+  EXPECT_EQ(next(), 153);
+  EXPECT_EQ(next(160, /*discont=*/true), 128) << "a discontinuity restarts the state";
+  EXPECT_EQ(next(), 140);
+  EXPECT_EQ(next(300), 153) << "a change, but not a new scene";
+  EXPECT_EQ(next(20), 128) << "most of the picture changed: a scene cut";
+  EXPECT_EQ(next(20), 140);
+  g_object_set(h.element(), "scene-cut", 0.0, nullptr);
+  EXPECT_EQ(next(300), 153) << "scene-cut=0: no cuts";
+  gst_harness_set_src_caps_str(h.get(), caps_string(video_info("RGB", kW, kH + 2)).c_str());
+  EXPECT_EQ(red_level(make_frame(video_info("RGB", kW, kH + 2),
+                                 [](int x, int) { return x < 160 ? kRed : kGreen; }, n++ * kPeriod)),
+            128) << "new caps restart the state";
+  EXPECT_TRUE(gst_harness_push_event(h.get(), gst_event_new_flush_start()));
+  EXPECT_TRUE(gst_harness_push_event(h.get(), gst_event_new_flush_stop(TRUE)));
+  push_segment(h.get());
+  EXPECT_EQ(red_level(make_frame(video_info("RGB", kW, kH + 2),
+                                 [](int x, int) { return x < 160 ? kRed : kGreen; }, n++ * kPeriod)),
+            128) << "a flush restarts the state";
+}

@@ -149,3 +149,36 @@ TEST(AsyncSegmenter, ABadFrameFailsOnTheSubmittingThread) {
   EXPECT_THROW(async.submit(empty, 1), Error);
   EXPECT_FALSE(async.busy());
 }
+
+// recurrent_rg counts its frames in its state (red = 0.5 + 0.05 n): the state follows the frames
+// the model actually inferred, and flush() or a frame's restart flag start it from zero.
+TEST(AsyncSegmenter, RecurrentStateFollowsTheInferredFramesAndRestarts) {
+  Segmenter seg(test_model("recurrent_rg"), Backend::Cpu);
+  AsyncSegmenter async(seg);
+  SplitFrame frame(160);
+  SegmentResult r;
+  auto red_after = [&](bool restart) {
+    async.submit(frame.view, 1, cv::Mat(), restart);
+    async.wait_idle();
+    EXPECT_TRUE(async.take_latest(r));
+    return r.foreground.at<float>(32, 10);
+  };
+  EXPECT_NEAR(red_after(false), 0.50, 1e-5);
+  EXPECT_NEAR(red_after(false), 0.55, 1e-5);
+  EXPECT_NEAR(red_after(true), 0.50, 1e-5) << "restarted by the frame";
+  EXPECT_NEAR(red_after(false), 0.55, 1e-5);
+  async.flush();
+  EXPECT_NEAR(red_after(false), 0.50, 1e-5) << "restarted by the flush";
+
+  // A restart asked for by a frame that is replaced unseen passes to the frame replacing it
+  // (whether 3 is replaced depends on timing; every interleaving must satisfy the check).
+  for (int i = 0; i < 3; ++i) red_after(false);
+  async.submit(frame.view, 2);          // starts running at once
+  async.submit(frame.view, 3, cv::Mat(), true);  // waits, or runs
+  async.submit(frame.view, 4);          // replaces 3 if it was still waiting
+  async.wait_idle();
+  ASSERT_TRUE(async.take_latest(r));
+  EXPECT_EQ(r.tag, 4);
+  // Either 3 ran (restart) and 4 counts 1, or 4 replaced it and restarted: 0.5 or 0.55.
+  EXPECT_LE(r.foreground.at<float>(32, 10), 0.55 + 1e-5);
+}

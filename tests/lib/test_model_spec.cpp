@@ -83,6 +83,24 @@ TEST(ModelSpec, ReadsEveryField) {
   EXPECT_EQ(spec.expected_channels(), 3);
 }
 
+TEST(ModelSpec, ReadsInputNamesMattesAndStatePairs) {
+  ModelSpec spec;
+  ASSERT_EQ(load_error(R"({"input": {"name": "src", "width": 320, "height": 320},
+      "output": {"name": "pha", "kind": "probability", "matte": true},
+      "state": [{"input": "r1i", "output": "r1o"}, {"input": "r2i", "output": "r2o"}]})", &spec),
+            "");
+  EXPECT_EQ(spec.input_name, "src");
+  EXPECT_TRUE(spec.output_matte);
+  EXPECT_TRUE(spec.recurrent());
+  ASSERT_EQ(spec.state.size(), 2u);
+  EXPECT_EQ(spec.state[1].input, "r2i");
+  EXPECT_EQ(spec.state[1].output, "r2o");
+  ASSERT_EQ(load_error(kMinimal, &spec), "");
+  EXPECT_FALSE(spec.recurrent());
+  EXPECT_FALSE(spec.output_matte);
+  EXPECT_TRUE(spec.input_name.empty());
+}
+
 TEST(ModelSpec, EachBadFieldIsNamed) {
   struct Case {
     const char* json;
@@ -110,6 +128,17 @@ TEST(ModelSpec, EachBadFieldIsNamed) {
       {R"({"input": {"width": 8, "height": 8}, "output": {"kind": "two_class_logits", "labels": ["a", "b", "c"]}})", "'output.labels'", "exactly 2"},
       {R"({"input": {"width": 8, "height": 8}, "output": {"kind": "class_logits", "labels": ["only"]}})", "'output.labels'", "at least 2"},
       {R"({"input": {"width": 8, "height": 8}, "output": {"kind": "logit", "labels": [1, 2]}})", "'output.labels[0]'", "string"},
+      {R"({"input": {"width": 8, "height": 8, "name": 1}, "output": {"kind": "logit"}})", "'input.name'", "string"},
+      {R"({"input": {"width": 8, "height": 8}, "output": {"kind": "logit", "matte": true}})", "'output.matte'", "kind probability"},
+      {R"({"input": {"width": 8, "height": 8}, "output": {"kind": "probability", "matte": 2}})", "'output.matte'", "true or false"},
+      {R"({"input": {"width": 8, "height": 8}, "output": {"kind": "logit"}, "state": {"input": "a"}})", "'state'", "list"},
+      {R"({"input": {"width": 8, "height": 8}, "output": {"kind": "logit"}, "state": [7]})", "'state[0]'", "object"},
+      {R"({"input": {"width": 8, "height": 8}, "output": {"kind": "logit"}, "state": [{"output": "o"}]})", "'state[0].input'", "missing"},
+      {R"({"input": {"width": 8, "height": 8}, "output": {"kind": "logit"}, "state": [{"input": "i", "output": 3}]})", "'state[0].output'", "string"},
+      {R"({"input": {"width": 8, "height": 8}, "output": {"kind": "logit"}, "state": [{"input": "i", "output": ""}]})", "'state[0].output'", "graph output"},
+      {R"({"input": {"width": 8, "height": 8, "name": "x"}, "output": {"kind": "logit"}, "state": [{"input": "x", "output": "o"}]})", "'state[0].input'", "frame's input"},
+      {R"({"input": {"width": 8, "height": 8}, "output": {"kind": "logit", "name": "y"}, "state": [{"input": "i", "output": "y"}]})", "'state[0].output'", "mask's output"},
+      {R"({"input": {"width": 8, "height": 8}, "output": {"kind": "logit"}, "state": [{"input": "i", "output": "o"}, {"input": "i", "output": "p"}]})", "'state[1]'", "repeats a name of state[0]"},
   };
   for (const Case& c : cases) {
     const std::string msg = load_error(c.json);

@@ -197,7 +197,63 @@ TEST(Segmenter, BackendNamesRoundTrip) {
   EXPECT_FALSE(backend_from_string("opencl", &parsed));
 }
 
+// recurrent_rg counts the frames it saw in its state: red is 0.5 + 0.05 n after n frames.
+TEST(Segmenter, RecurrentStateIsFedBackUntilReset) {
+  Segmenter seg(test_model("recurrent_rg"), Backend::Cpu);
+  EXPECT_TRUE(seg.recurrent());
+  TwoColourFrame frame(128, 128, 64, kRed, kGreen);
+  for (int n = 0; n < 3; ++n) {
+    const Prediction& p = seg.run(frame.view);
+    EXPECT_NEAR(p.foreground.at<float>(32, 10), 0.5 + 0.05 * n, 1e-5) << "frame " << n;
+    EXPECT_NEAR(p.foreground.at<float>(32, 50), 0.05 * n, 1e-5) << "frame " << n;
+  }
+  seg.reset_state();
+  EXPECT_NEAR(seg.run(frame.view).foreground.at<float>(32, 10), 0.5, 1e-5) << "from zero again";
+  // The warm-up forward left no state behind: a new segmenter starts at zero too.
+  Segmenter fresh(test_model("recurrent_rg"), Backend::Cpu);
+  EXPECT_NEAR(fresh.run(frame.view).foreground.at<float>(32, 10), 0.5, 1e-5);
+  EXPECT_FALSE(Segmenter(test_model("unet_rg"), Backend::Cpu).recurrent());
+}
+
 // ---- bad models: each refused with a message naming the file and the reason ----
+
+TEST(SegmenterBadInput, StateAndInputNamesTheGraphDoesNotHave) {
+  TempDir dir;
+  const std::string model = unetseg_test::copy_model("recurrent_rg", dir, "rec", false);
+  auto with_sidecar = [&](const std::string& json) {
+    unetseg_test::write_file(dir.file("rec.json"), json);
+    return error_of([&] { Segmenter s(model, Backend::Cpu); });
+  };
+  const std::string head = R"({"input": {"width": 64, "height": 64}, "output": {"name": "output", "kind": "probability"}, )";
+  std::string msg = with_sidecar(head + R"("state": [{"input": "memory", "output": "state_out"}]})");
+  EXPECT_TRUE(contains(msg, "no input named 'memory'")) << msg;
+  EXPECT_TRUE(contains(msg, "state[0].input")) << msg;
+  EXPECT_TRUE(contains(msg, "'input', 'state'")) << msg;
+  msg = with_sidecar(head + R"("state": [{"input": "state", "output": "later"}]})");
+  EXPECT_TRUE(contains(msg, "no output named 'later'")) << msg;
+  EXPECT_TRUE(contains(msg, "state[0].output")) << msg;
+  // The mask's output cannot be a state too.
+  msg = with_sidecar(head + R"("state": [{"input": "state", "output": "output"}]})");
+  EXPECT_TRUE(contains(msg, "mask's output")) << msg;
+  msg = with_sidecar(R"({"input": {"name": "pixels", "width": 64, "height": 64}, "output": {"kind": "probability"}})");
+  EXPECT_TRUE(contains(msg, "no input named 'pixels'")) << msg;
+  EXPECT_TRUE(contains(msg, "input.name")) << msg;
+  EXPECT_EQ(with_sidecar(head + R"("state": [{"input": "state", "output": "state_out"}]})"), "");
+}
+
+// A sidecar's input size that contradicts the graph's static input shape is refused at load,
+// not turned into a 4096x4096 blob the graph cannot take.
+TEST(SegmenterBadInput, InputSizeThatContradictsTheGraph) {
+  TempDir dir;
+  const std::string model = unetseg_test::copy_model("unet_rg", dir, "big", false);
+  unetseg_test::write_file(dir.file("big.json"),
+      R"({"input": {"width": 4096, "height": 4096}, "output": {"kind": "probability"}})");
+  const std::string msg = error_of([&] { Segmenter s(model, Backend::Cpu); });
+  EXPECT_TRUE(contains(msg, model)) << msg;
+  EXPECT_TRUE(contains(msg, "1x3x64x64")) << msg;
+  EXPECT_TRUE(contains(msg, "input.width 4096")) << msg;
+}
+
 
 TEST(SegmenterBadInput, MissingFile) {
   TempDir dir;

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -367,6 +368,103 @@ TEST(VideoSegmenter, BadOptionsAreClearErrors) {
   o.smoothing = 1.5;
   EXPECT_THROW(video.process(frame.view, 1, o), Error);
   EXPECT_THROW(VideoSegmenter(nullptr), Error);
+}
+
+}  // namespace unetseg
+
+namespace unetseg {
+
+// recurrent_rg counts the frames it saw since its state was zero: red = 0.5 + 0.05 n.
+namespace {
+float red_of(const FrameResult& r) { return r.model_mask.at<float>(32, 5); }
+}  // namespace
+
+TEST(VideoSegmenter, RecurrentStateCountsTheFramesTheModelSaw) {
+  VideoSegmenter video(load("recurrent_rg"));
+  Options o = mask_mode();
+  o.mask.soft = true;
+  o.interval = 2;  // the model sees frames 0, 2, 4: the state follows those only
+  SplitFrame frame(160);
+  const float expected[] = {0.50f, 0.50f, 0.55f, 0.55f, 0.60f};
+  for (int n = 0; n < 5; ++n)
+    EXPECT_NEAR(red_of(video.process(frame.view, n, o)), expected[n], 1e-5) << "frame " << n;
+  video.restart_recurrence();
+  EXPECT_NEAR(red_of(video.process(frame.view, 5, o)), 0.60f, 1e-5) << "not submitted: kept";
+  EXPECT_NEAR(red_of(video.process(frame.view, 6, o)), 0.50f, 1e-5) << "restarted";
+  video.reset();
+  EXPECT_NEAR(red_of(video.process(frame.view, 7, o)), 0.50f, 1e-5) << "reset restarts it";
+}
+
+TEST(VideoSegmenter, SceneCutRestartsTheRecurrentState) {
+  VideoSegmenter video(load("recurrent_rg"));
+  Options o = mask_mode();
+  SplitFrame frame(160);
+  EXPECT_NEAR(red_of(video.process(frame.view, 0, o)), 0.50f, 1e-5);
+  frame.paint(300);  // 140 of 320 columns change colour (32 grey levels): the same scene
+  EXPECT_NEAR(red_of(video.process(frame.view, 1, o)), 0.55f, 1e-5);
+  frame.paint(20);   // 280 columns change (64 grey levels): a new scene
+  const FrameResult& r = video.process(frame.view, 2, o);
+  EXPECT_NEAR(r.model_mask.at<float>(32, 2), 0.50f, 1e-5) << "restarted at the cut";
+  o.scene_cut = 0;   // never
+  frame.paint(300);
+  EXPECT_NEAR(red_of(video.process(frame.view, 3, o)), 0.55f, 1e-5);
+}
+
+TEST(VideoSegmenter, LiveRecurrentStateFollowsTheFramesTheModelSaw) {
+  VideoSegmenter video(load("recurrent_rg"), /*live=*/true);
+  Options o = mask_mode();
+  SplitFrame frame(160);
+  // Each mask's value says how many forwards came before it since the state was zero (red =
+  // 0.5 + 0.05 k): k grows with every new mask, and never beyond the frames submitted (a frame
+  // replaced while it waited was never inferred, and did not count).
+  auto count_of = [](const FrameResult& r) {
+    const double k = (red_of(r) - 0.5) / 0.05;
+    EXPECT_NEAR(k, std::round(k), 1e-3) << "a whole number of forwards";
+    return static_cast<int>(std::lround(k));
+  };
+  int last = -1, masks = 0, submitted = 0;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (std::int64_t n = 0; masks < 4 && std::chrono::steady_clock::now() < give_up; ++n) {
+    const FrameResult& r = video.process(frame.view, n, o);
+    submitted += r.submitted;
+    if (r.fresh) {
+      const int k = count_of(r);
+      EXPECT_GT(k, last) << "mask " << masks;
+      EXPECT_LT(k, submitted) << "mask " << masks;
+      last = k;
+      ++masks;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(masks, 4);
+  EXPECT_GE(last, 3);
+  video.reset();  // flushes, and the model's thread restarts the state
+  EXPECT_TRUE(video.process(frame.view, 100, o).submitted);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // its forward is done
+  const FrameResult& r = video.process(frame.view, 101, o);
+  ASSERT_TRUE(r.fresh);
+  EXPECT_LE(count_of(r), 1) << "counted from zero after the reset, not from " << last;
+}
+
+TEST(VideoSegmenter, AMatteIsCompositedSoftWhateverSoftMaskSays) {
+  unetseg_test::TempDir dir;
+  const std::string model = unetseg_test::copy_model("unet_rg", dir, "matte", false);
+  unetseg_test::write_file(dir.file("matte.json"),
+      R"({"input": {"width": 64, "height": 64}, "output": {"kind": "probability", "matte": true}})");
+  VideoSegmenter video(std::make_shared<Segmenter>(model, Backend::Cpu));
+  Options o;
+  o.mask.soft = false;
+  for (Mode m : {Mode::Blur, Mode::Replace, Mode::Alpha}) {
+    o.mode = m;
+    EXPECT_TRUE(video.mask_options(o).soft) << to_string(m);
+  }
+  for (Mode m : {Mode::None, Mode::Overlay, Mode::Mask}) {
+    o.mode = m;
+    EXPECT_FALSE(video.mask_options(o).soft) << to_string(m) << ": a hard mask asked for";
+  }
+  VideoSegmenter plain(load());
+  o.mode = Mode::Blur;
+  EXPECT_FALSE(plain.mask_options(o).soft) << "a probability model follows soft-mask";
 }
 
 }  // namespace unetseg

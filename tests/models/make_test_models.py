@@ -4,7 +4,7 @@
 Usage: /usr/bin/python3 tests/models/make_test_models.py OUTDIR
 
 Writes into OUTDIR, for each NAME in unet_rg, logit_rg, twoclass_rg, classes3, u2net_rsu,
-NAME.onnx and its sidecar NAME.json (docs/MODEL_SPEC.md). Built with onnx.helper only (no torch),
+slow_rg and recurrent_rg, NAME.onnx and its sidecar NAME.json (docs/MODEL_SPEC.md). Built with onnx.helper only (no torch),
 opset 11, IR version 6, fp32, batch 1, static shapes, weights from a fixed numpy seed: every run
 writes byte-identical files. Every graph loads and runs in OpenCV 4.6's cv::dnn::readNetFromONNX.
 
@@ -28,6 +28,9 @@ The oracle (see tests/models/README.md). The first four models read RGB input sc
                                   answer; proves the topology (RSU blocks, ceil-mode pooling,
                                   dilated convs, bilinear resize to the skip's size, side outputs,
                                   fuse) imports and runs, and that output 0 (d0) is the one read.
+  slow_rg      logit              logit_rg's answer, slowly (hundreds of ms): for the live mode.
+  recurrent_rg probability        0.5 * sigmoid(K * (R - G)) + 0.05 * n, n the frames it saw
+                                  since its state (input `state`, output `state_out`) was zero.
 """
 
 import json
@@ -258,6 +261,25 @@ def make_slow_rg(rng):
                    'slow_rg: 20*(R-G), slowly')
 
 
+# recurrent_rg: a recurrent model with a known answer. Its state input `state` (1x1x64x64,
+# zeros on the first frame) counts the frames it has seen: `state_out` = state + 1, fed back as
+# the next frame's `state`; the mask shows the count: 0.5 * sigmoid(K * (R - G)) + 0.05 * state,
+# so after n frames since a reset, red is 0.5 + 0.05 n and green 0.05 n (to float precision).
+def make_recurrent_rg(rng):
+    g = Graph('recurrent_rg', rng)
+    hidden = rg_hidden(g, 'input', 0, 1, 2, 'conv1')                      # 4 x 64 x 64
+    w = np.zeros((1, 4, 1, 1), np.float32)
+    w[0, :2, 0, 0] = [K, -K]
+    half = g.node('Mul', [g.sigmoid(g.conv(hidden, w, np.zeros(1, np.float32), prefix='head')),
+                          g.const('half', np.array(0.5, np.float32))], 'mul')
+    count = g.node('Mul', ['state', g.const('step', np.array(0.05, np.float32))], 'mul')
+    g.node('Add', [half, count], 'add', output='output')
+    g.node('Add', ['state', g.const('one', np.array(1.0, np.float32))], 'add', output='state_out')
+    return g.model([tensor('input', (1, 3, SIZE, SIZE)), tensor('state', (1, 1, SIZE, SIZE))],
+                   [tensor('output', (1, 1, SIZE, SIZE)), tensor('state_out', (1, 1, SIZE, SIZE))],
+                   'recurrent_rg: 0.5*sigmoid(20*(R-G)) + 0.05*frames since reset')
+
+
 def make_twoclass_rg(rng):
     g = Graph('twoclass_rg', rng)
     hidden = rg_hidden(g, 'input', 2, 1, 2, 'conv1')  # BGR input: channel 2 is R, 1 is G
@@ -353,10 +375,14 @@ def make_u2net_rsu(rng):
 
 
 def sidecar(name, color_order, kind, labels=None, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-            normalize_by_max=False, minmax=False):
+            normalize_by_max=False, minmax=False, state=None):
     output = {'index': 0, 'kind': kind, 'minmax': minmax}
     if labels:
         output['labels'] = labels
+    extra = {}
+    if state:  # a recurrent model names its frame input, mask output and state pairs
+        output = {'name': 'output', 'kind': kind}
+        extra = {'state': [{'input': i, 'output': o} for i, o in state]}
     return {
         'name': name,
         'input': {
@@ -369,6 +395,7 @@ def sidecar(name, color_order, kind, labels=None, mean=(0.0, 0.0, 0.0), std=(1.0
             'normalize_by_max': normalize_by_max,
         },
         'output': output,
+        **extra,
     }
 
 
@@ -384,6 +411,8 @@ MODELS = [
           std=(0.229, 0.224, 0.225), normalize_by_max=True, minmax=True)),
     # appended, so that the seeds (SEED + index) of the models above stay as they were
     ('slow_rg', make_slow_rg, dict(color_order='RGB', kind='logit')),
+    ('recurrent_rg', make_recurrent_rg,
+     dict(color_order='RGB', kind='probability', state=[('state', 'state_out')])),
 ]
 
 

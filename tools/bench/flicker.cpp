@@ -159,6 +159,7 @@ FlickerResult bench_flicker(const std::shared_ptr<unetseg::Segmenter>& seg, cons
   std::vector<cv::Mat> raw_history(kMaxLag + 1);  // raw alpha of frame t at t % (kMaxLag + 1)
   for (const fs::path& clip : flicker_clips(opt)) {
     std::fprintf(stderr, "unetseg-bench: flicker: %s ...\n", clip.filename().string().c_str());
+    seg->reset_state();  // a recurrent model starts each clip from nothing
     for (FlickerRow& row : r.rows) {
       row.video->reset();
       row.previous.release();
