@@ -77,6 +77,7 @@ struct UnetsegRuntime
   std::atomic < double >qos_proportion { 1.0 };
 
   std::unique_ptr < UnetsegOutput > output;  /* the metas and messages of this model */
+  guint64 non_finite_masks = 0; /* masks where the model gave NaN/Inf (warned about once) */
   unetseg::PixelLayout layout = unetseg::PixelLayout::RGB;
 };
 
@@ -245,6 +246,7 @@ gst_unetseg_start (GstBaseTransform * trans)
   rt->live_latency = 0;
   rt->live_decided = FALSE;
   rt->qos_proportion = 1.0;
+  rt->non_finite_masks = 0;
   rt->video.reset (new unetseg::VideoSegmenter (seg));
 
   GST_OBJECT_LOCK (self);
@@ -469,6 +471,15 @@ gst_unetseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
   try {
     const unetseg::FrameResult & r = rt->video->process (view,
         (std::int64_t) GST_BUFFER_PTS (frame->buffer), s.video, rt->qos_proportion);
+    if (r.fresh && r.non_finite > 0 && rt->non_finite_masks++ == 0)
+      GST_ELEMENT_WARNING (self, STREAM, DECODE,
+          ("Model %s gave NaN or infinite values for %" G_GSIZE_FORMAT " of its %d output "
+              "pixels (a broken export or a float16 overflow?); they are shown as background.",
+              rt->video->segmenter ().spec ().name.c_str (), r.non_finite,
+              r.model_mask.cols * r.model_mask.rows), ("further such masks are only logged"));
+    else if (r.fresh && r.non_finite > 0)
+      GST_DEBUG_OBJECT (self, "%" G_GSIZE_FORMAT " non-finite pixels (mask %" G_GUINT64_FORMAT
+          ")", r.non_finite, rt->non_finite_masks);
     /* Live, before the first mask, no meta claims a mask (and draw() shows no foreground). */
     if (r.has_mask) {
       if (const gchar * failed = rt->output->attach (frame->buffer, r, view.width,

@@ -22,6 +22,7 @@ void SegmentResult::assign(const Prediction& prediction, const cv::Mat& thumb,
   thumb.copyTo(thumbnail);
   tag = frame_tag;
   times = stage_times;
+  non_finite = prediction.non_finite;
 }
 
 AsyncSegmenter::AsyncSegmenter(Segmenter& segmenter)
@@ -117,6 +118,7 @@ bool AsyncSegmenter::take_latest(SegmentResult& out) {
   out.tag = latest_.tag;
   out.sequence = latest_.sequence;
   out.times = latest_.times;
+  out.non_finite = latest_.non_finite;
   return true;
 }
 

@@ -2,7 +2,9 @@
 
 
 #include <algorithm>
+#include <cfloat>
 #include <chrono>
+#include <cmath>
 #include <sstream>
 
 #include <opencv2/core/cuda.hpp>
@@ -338,9 +340,29 @@ const Prediction& Segmenter::infer(const cv::Mat& blob) {
   return prediction_;
 }
 
+// Where any channel of the output is NaN or infinite, into `bad` (CV_8UC1, 255 there); returns
+// how many such pixels. One cheap range check when all is well, the per-pixel scan only when not.
+static std::size_t non_finite_pixels(const cv::Mat& out, int channels, cv::Size size,
+                                     cv::Mat& bad) {
+  if (cv::checkRange(out, true, nullptr, -FLT_MAX, FLT_MAX)) return 0;
+  const std::size_t plane = static_cast<std::size_t>(size.area());
+  bad.create(size, CV_8UC1);
+  std::uint8_t* b = bad.ptr<std::uint8_t>();
+  const float* v = out.ptr<float>();
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < plane; ++i) {
+    bool finite = true;
+    for (int c = 0; c < channels; ++c) finite = finite && std::isfinite(v[c * plane + i]);
+    b[i] = finite ? 0 : 255;
+    count += !finite;
+  }
+  return count;
+}
+
 void Segmenter::postprocess(const cv::Mat& out) {
   const int rows = output_size_.height, cols = output_size_.width;
   const size_t plane = static_cast<size_t>(rows) * cols;
+  prediction_.non_finite = non_finite_pixels(out, output_channels_, output_size_, non_finite_);
   // A channel of the output as a 2-D header over the blob: no copy.
   auto channel = [&](int c) {
     return cv::Mat(rows, cols, CV_32F, const_cast<float*>(out.ptr<float>()) + c * plane);
@@ -391,6 +413,17 @@ void Segmenter::postprocess(const cv::Mat& out) {
         cv::divide(prediction_.class_probabilities[c], scratch_, prediction_.class_probabilities[c]);
       cv::subtract(1.0, prediction_.class_probabilities[0], fg);
       break;
+    }
+  }
+
+  // NaN and Inf are background, whatever the kind made of them (cv::min/max would turn NaN into
+  // 1: "everything is a person").
+  if (prediction_.non_finite > 0) {
+    fg.setTo(0, non_finite_);
+    if (spec_.multi_class()) {
+      prediction_.class_map.setTo(0, non_finite_);
+      for (int c = 0; c < output_channels_; ++c)
+        prediction_.class_probabilities[c].setTo(c == 0 ? 1.0 : 0.0, non_finite_);
     }
   }
 

@@ -115,6 +115,7 @@ const FrameResult& VideoSegmenter::process_inferred(const FrameView& frame,
   inferred.thumbnail.copyTo(result_.thumbnail);
   result_.tag = inferred.tag;
   result_.times = inferred.times;
+  result_.non_finite = inferred.non_finite;
   accept(options);
   out_.submitted = false;
   out_.fresh = true;
@@ -143,6 +144,7 @@ const FrameResult& VideoSegmenter::finish(const FrameView& frame, const Options&
     out_.alpha = cv::Mat();
     out_.stats = MaskStats();
     out_.times = StageTimes();
+    out_.non_finite = 0;
     return out_;
   }
   out_.alpha = mask_filter_.apply(smoothed_, frame, mask_options(options));
@@ -151,6 +153,7 @@ const FrameResult& VideoSegmenter::finish(const FrameView& frame, const Options&
   out_.model_mask = smoothed_;
   out_.class_map = result_.class_map;
   out_.times = result_.times;
+  out_.non_finite = result_.non_finite;
   return out_;
 }
 

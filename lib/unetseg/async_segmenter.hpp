@@ -22,6 +22,7 @@ struct SegmentResult {
   std::int64_t tag = -1;   // the submitter's name for the frame (the element: its PTS)
   std::uint64_t sequence = 0;  // 1, 2, ... in the order results were produced; 0: none yet
   StageTimes times;        // preprocess (on the submitting thread), forward, postprocess
+  std::size_t non_finite = 0;  // Prediction::non_finite: NaN/Inf pixels made background
 
   // Copies a prediction in, reusing this result's memory when the sizes match.
   void assign(const Prediction& prediction, const cv::Mat& thumbnail, std::int64_t tag,

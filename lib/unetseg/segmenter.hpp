@@ -29,6 +29,9 @@ struct Prediction {
   cv::Mat foreground;  // CV_32FC1, foreground probability in [0,1]; multi-class: 1 - P(class 0)
   cv::Mat class_map;   // CV_8UC1 argmax class ids; empty unless multi-class
   std::vector<cv::Mat> class_probabilities;  // CV_32FC1 softmax per class; multi-class only
+  // Pixels where the model's output was NaN or infinite (a broken export, an fp16 overflow):
+  // they are background (foreground 0, class 0), never foreground.
+  std::size_t non_finite = 0;
 };
 
 struct StageTimes {
@@ -111,6 +114,7 @@ class Segmenter {
   std::vector<cv::Mat> outputs_;
   Prediction prediction_;
   cv::Mat scratch_;
+  cv::Mat non_finite_;  // CV_8UC1: where the last output was NaN or infinite
   StageTimes times_;
 };
 

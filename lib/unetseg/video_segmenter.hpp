@@ -35,6 +35,9 @@ struct FrameResult {
   cv::Mat alpha;       // CV_8UC1 at the frame's size, refined, 0/255 unless mask.soft
   MaskStats stats;     // of alpha
   StageTimes times;    // of the inference that made the mask
+  // Pixels of that inference where the model gave NaN or Inf, shown as background (a broken
+  // export, an fp16 overflow: worth a warning).
+  std::size_t non_finite = 0;
 };
 
 class VideoSegmenter {

@@ -180,3 +180,44 @@ TEST(CatalogName, CachedModelRunsMissingOneSaysHowToFetchIt) {
 
   if (old) setenv("XDG_CACHE_HOME", saved.c_str(), 1); else unsetenv("XDG_CACHE_HOME");
 }
+
+// A model that gives NaN (nonfinite_rg on green) shows background there, and says so once: a
+// WARNING on the bus, not an error, and not "everything is a person".
+TEST(BadOutput, NanFromTheModelIsBackgroundAndWarnedAboutOnce) {
+  Pipeline p("videotestsrc num-buffers=5 pattern=solid-color foreground-color=0xff00ff00 ! "
+             "video/x-raw,width=64,height=48,format=RGB ! unetseg name=seg mode=mask model=" +
+             test_model("nonfinite_rg") + " ! fakesink name=sink");
+  int white = 0, frames = 0;
+  GstPad* pad = gst_element_get_static_pad(p.by_name("sink"), "sink");
+  struct Counts {
+    int* white;
+    int* frames;
+  } counts{&white, &frames};
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, [](GstPad*, GstPadProbeInfo* info, gpointer d) {
+    auto* c = static_cast<Counts*>(d);
+    GstMapInfo map;
+    GstBuffer* buf = GST_PAD_PROBE_INFO_BUFFER(info);
+    if (gst_buffer_map(buf, &map, GST_MAP_READ)) {
+      for (gsize i = 0; i < map.size; i += 3) *c->white += map.data[i] != 0;
+      gst_buffer_unmap(buf, &map);
+    }
+    ++*c->frames;
+    return GST_PAD_PROBE_OK;
+  }, &counts, nullptr);
+  gst_object_unref(pad);
+  p.run();
+  EXPECT_EQ(p.error(), "");
+  EXPECT_EQ(frames, 5);
+  EXPECT_EQ(white, 0) << "green is NaN to this model: background, black in mode=mask";
+  int warnings = 0;
+  for (GstMessage* m : p.messages()) {
+    if (GST_MESSAGE_TYPE(m) != GST_MESSAGE_WARNING) continue;
+    GError* err = nullptr;
+    gst_message_parse_warning(m, &err, nullptr);
+    if (std::string(err->message).find("NaN or infinite values for 4096 of its 4096") !=
+        std::string::npos)
+      ++warnings;
+    g_clear_error(&err);
+  }
+  EXPECT_EQ(warnings, 1) << "said once, not per frame";
+}

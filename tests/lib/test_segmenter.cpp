@@ -215,6 +215,46 @@ TEST(Segmenter, RecurrentStateIsFedBackUntilReset) {
   EXPECT_FALSE(Segmenter(test_model("unet_rg"), Backend::Cpu).recurrent());
 }
 
+// nonfinite_rg emits NaN on green and +Inf on blue (2 on red, 1 on black): a broken export or an
+// fp16 overflow must show as background, never as "everything is a person", in every kind.
+TEST(Segmenter, NanAndInfAreBackgroundInEveryOutputKind) {
+  TempDir dir;
+  const std::string model = unetseg_test::copy_model("nonfinite_rg", dir, "broken", false);
+  struct Kind {
+    const char* output;
+    const char* json_kind;
+  };
+  const Kind kinds[] = {{"one", R"("probability")"}, {"one", R"("logit")"},
+                        {"two", R"("two_class_logits")"},
+                        {"two", R"("class_logits", "labels": ["background", "thing"])"}};
+  std::vector<uint8_t> data(64 * 64 * 3, 0);
+  for (int y = 0; y < 64; ++y)
+    for (int x = 0; x < 48; ++x) data[(y * 64 + x) * 3 + x / 16] = 255;  // red, green, blue, black
+  const FrameView frame{data.data(), 64, 64, 64 * 3, PixelLayout::RGB};
+  for (const Kind& k : kinds) {
+    unetseg_test::write_file(dir.file("broken.json"),
+        std::string(R"({"input": {"width": 64, "height": 64}, "output": {"name": ")") + k.output +
+            R"(", "kind": )" + k.json_kind + "}}");
+    Segmenter seg(model, Backend::Cpu);
+    const Prediction& p = seg.run(frame);
+    EXPECT_GT(p.foreground.at<float>(5, 8), 0.5f) << k.json_kind << ": red";
+    EXPECT_EQ(p.foreground.at<float>(5, 24), 0.0f) << k.json_kind << ": green (NaN)";
+    EXPECT_EQ(p.foreground.at<float>(5, 40), 0.0f) << k.json_kind << ": blue (Inf)";
+    EXPECT_GT(p.foreground.at<float>(5, 56), 0.5f) << k.json_kind << ": black";
+    EXPECT_EQ(p.non_finite, 2u * 16 * 64) << k.json_kind << ": the green and blue pixels";
+    if (!p.class_map.empty()) {
+      EXPECT_EQ(p.class_map.at<uint8_t>(5, 24), 0) << "NaN is class 0";
+      EXPECT_EQ(p.class_map.at<uint8_t>(5, 40), 0) << "Inf is class 0";
+      EXPECT_EQ(p.class_probabilities[0].at<float>(5, 40), 1.0f);
+    }
+    for (int y = 0; y < 64; ++y)
+      for (int x = 0; x < 64; ++x) ASSERT_TRUE(std::isfinite(p.foreground.at<float>(y, x)));
+  }
+  // A model that behaves counts nothing.
+  Segmenter good(test_model("unet_rg"), Backend::Cpu);
+  EXPECT_EQ(good.run(frame).non_finite, 0u);
+}
+
 // ---- bad models: each refused with a message naming the file and the reason ----
 
 TEST(SegmenterBadInput, StateAndInputNamesTheGraphDoesNotHave) {

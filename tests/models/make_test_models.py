@@ -4,7 +4,7 @@
 Usage: /usr/bin/python3 tests/models/make_test_models.py OUTDIR
 
 Writes into OUTDIR, for each NAME in unet_rg, logit_rg, twoclass_rg, classes3, u2net_rsu,
-slow_rg and recurrent_rg, NAME.onnx and its sidecar NAME.json (docs/MODEL_SPEC.md). Built with onnx.helper only (no torch),
+slow_rg, recurrent_rg and nonfinite_rg, NAME.onnx and its sidecar NAME.json (docs/MODEL_SPEC.md). Built with onnx.helper only (no torch),
 opset 11, IR version 6, fp32, batch 1, static shapes, weights from a fixed numpy seed: every run
 writes byte-identical files. Every graph loads and runs in OpenCV 4.6's cv::dnn::readNetFromONNX.
 
@@ -31,6 +31,8 @@ The oracle (see tests/models/README.md). The first four models read RGB input sc
   slow_rg      logit              logit_rg's answer, slowly (hundreds of ms): for the live mode.
   recurrent_rg probability        0.5 * sigmoid(K * (R - G)) + 0.05 * n, n the frames it saw
                                   since its state (input `state`, output `state_out`) was zero.
+  nonfinite_rg probability        broken on purpose: NaN on green, +Inf on blue, 2 on red (outputs
+                                  `one`, 1 channel, and `two` = [-one, one] for the other kinds).
 """
 
 import json
@@ -280,6 +282,31 @@ def make_recurrent_rg(rng):
                    'recurrent_rg: 0.5*sigmoid(20*(R-G)) + 0.05*frames since reset')
 
 
+# nonfinite_rg: a broken model, on purpose. With d = R - G: `one` = sqrt(d) + exp(100 B), and
+# `two` = [-one, one]. Red gives 2 (foreground in every kind), green sqrt(-1) = NaN, blue
+# exp(100) = +Inf (-Inf in two's first channel), black 1: NaN and Inf must come out as
+# background whatever the output kind.
+def make_nonfinite_rg(rng):
+    g = Graph('nonfinite_rg', rng)
+    w = np.zeros((1, 3, 1, 1), np.float32)
+    w[0, :2, 0, 0] = [1.0, -1.0]
+    name = g.uid('conv')
+    g.nodes.append(helper.make_node('Conv', ['input', g.const(name + '.weight', w)], [name],
+                                    name=name, kernel_shape=[1, 1]))
+    root = g.node('Sqrt', [name], 'sqrt')
+    wb = np.zeros((1, 3, 1, 1), np.float32)
+    wb[0, 2, 0, 0] = 100.0
+    blue = g.uid('conv')
+    g.nodes.append(helper.make_node('Conv', ['input', g.const(blue + '.weight', wb)], [blue],
+                                    name=blue, kernel_shape=[1, 1]))
+    one = g.node('Add', [root, g.node('Exp', [blue], 'exp')], 'add', output='one')
+    neg = g.node('Mul', [one, g.const('minus', np.array(-1.0, np.float32))], 'mul')
+    g.node('Concat', [neg, one], 'concat', output='two', axis=1)
+    return g.model([tensor('input', (1, 3, SIZE, SIZE))],
+                   [tensor('one', (1, 1, SIZE, SIZE)), tensor('two', (1, 2, SIZE, SIZE))],
+                   'nonfinite_rg: NaN on green, +Inf on blue')
+
+
 def make_twoclass_rg(rng):
     g = Graph('twoclass_rg', rng)
     hidden = rg_hidden(g, 'input', 2, 1, 2, 'conv1')  # BGR input: channel 2 is R, 1 is G
@@ -375,8 +402,9 @@ def make_u2net_rsu(rng):
 
 
 def sidecar(name, color_order, kind, labels=None, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-            normalize_by_max=False, minmax=False, state=None):
-    output = {'index': 0, 'kind': kind, 'minmax': minmax}
+            normalize_by_max=False, minmax=False, state=None, output=None):
+    output = {'name': output, 'kind': kind} if output else {'index': 0, 'kind': kind,
+                                                             'minmax': minmax}
     if labels:
         output['labels'] = labels
     extra = {}
@@ -413,6 +441,7 @@ MODELS = [
     ('slow_rg', make_slow_rg, dict(color_order='RGB', kind='logit')),
     ('recurrent_rg', make_recurrent_rg,
      dict(color_order='RGB', kind='probability', state=[('state', 'state_out')])),
+    ('nonfinite_rg', make_nonfinite_rg, dict(color_order='RGB', kind='probability', output='one')),
 ]
 
 
