@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "unetseg/error.hpp"
@@ -136,29 +137,51 @@ bool read_tensor_name(ProtoReader tensor, std::string* name) {
 
 }  // namespace
 
-std::vector<std::uint8_t> read_model_file(const std::string& path) {
+namespace {
+std::string size_text(std::uint64_t bytes) {
+  const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+}  // namespace
+
+std::vector<std::uint8_t> read_regular_file(const std::string& path, std::uint64_t max_bytes,
+                                            const std::string& what, const std::string& holding) {
+  const std::string name = what + " " + path;
   Fd file{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)};
-  if (file.fd < 0) throw Error("model " + path + ": " + std::strerror(errno));
+  if (file.fd < 0) throw Error(name + ": " + std::strerror(errno));
   struct stat st {};
-  if (::fstat(file.fd, &st) != 0) throw Error("model " + path + ": " + std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) throw Error("model " + path + " is a directory, not an ONNX file");
+  if (::fstat(file.fd, &st) != 0) throw Error(name + ": " + std::strerror(errno));
+  if (S_ISDIR(st.st_mode))
+    throw Error(name + " is a directory, not a regular file holding " + holding);
   if (!S_ISREG(st.st_mode))
-    throw Error("model " + path + " is not a regular file (a device or pipe?), not an ONNX file");
-  if (st.st_size == 0) throw Error("model " + path + " is empty (0 bytes)");
-  if (static_cast<std::uint64_t>(st.st_size) > kMaxModelBytes)
-    throw Error("model " + path + " is " + std::to_string(st.st_size >> 20) +
-                " MiB, more than the " + std::to_string(kMaxModelBytes >> 20) +
-                " MiB a model may have: not read");
+    throw Error(name + " is not a regular file (a device or pipe?), not " + holding);
+  if (st.st_size == 0) throw Error(name + " is empty (0 bytes)");
+  if (static_cast<std::uint64_t>(st.st_size) > max_bytes)
+    throw Error(name + " is " + size_text(static_cast<std::uint64_t>(st.st_size)) +
+                ", more than the " + size_text(max_bytes) + " a " + what +
+                " may have: not read");
   std::vector<std::uint8_t> bytes(static_cast<std::size_t>(st.st_size));
   std::size_t got = 0;
   while (got < bytes.size()) {
     const ssize_t n = ::read(file.fd, bytes.data() + got, bytes.size() - got);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw Error("model " + path + " could not be read: " + std::strerror(errno));
-    if (n == 0) throw Error("model " + path + " could not be read completely (it shrank)");
+    if (n < 0) throw Error(name + " could not be read: " + std::strerror(errno));
+    if (n == 0) throw Error(name + " could not be read completely (it shrank)");
     got += static_cast<std::size_t>(n);
   }
   return bytes;
+}
+
+std::vector<std::uint8_t> read_model_file(const std::string& path) {
+  return read_regular_file(path, kMaxModelBytes, "model", "an ONNX model");
 }
 
 const GraphValue* OnnxGraph::input(const std::string& name) const {

@@ -1,15 +1,23 @@
 #include "unetseg/model_spec.hpp"
 
-#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cfloat>
 #include <cmath>
 #include <sstream>
 
 #include "unetseg/error.hpp"
+#include "unetseg/model_file.hpp"
 
 namespace unetseg {
 
 namespace {
+
+// A sidecar is a few hundred bytes, 256 labels a few KiB: anything near these is not one.
+constexpr std::uint64_t kMaxSidecarBytes = 1 << 20;
+constexpr int kMaxSidecarDepth = 16;
+constexpr std::size_t kMaxLabels = 256;
 
 struct KindName {
   OutputKind kind;
@@ -71,6 +79,28 @@ class SidecarReader {
   std::string path_;
 };
 
+// OpenCV's JSON reader recurses once per level of nesting: a file of 100,000 '[' overflows the
+// stack. A sidecar needs 3 levels; anything much deeper is refused before OpenCV sees it.
+void check_nesting(const std::vector<std::uint8_t>& text, const std::string& path) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (const std::uint8_t c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxSidecarDepth)
+        throw Error("model sidecar " + path + " nests more than " +
+                    std::to_string(kMaxSidecarDepth) + " levels of [ and {: not a sidecar");
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+}
+
 std::string file_stem(const std::string& path) {
   const size_t slash = path.find_last_of('/');
   std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
@@ -123,15 +153,28 @@ void ModelSpec::validate(const std::string& origin) const {
   };
   if (input_width < 1 || input_width > 8192) fail("input.width", "must be 1..8192");
   if (input_height < 1 || input_height > 8192) fail("input.height", "must be 1..8192");
+  // The input blob is float: each number, and every value the blob can take, must fit one.
   if (!std::isfinite(scale) || scale <= 0) fail("input.scale", "must be a positive number");
+  if (!std::isnormal(static_cast<float>(scale)))
+    fail("input.scale", "must be a positive number a float can hold (1.2e-38 to 3.4e38)");
   for (int c = 0; c < 3; ++c) {
     if (!std::isfinite(mean[c])) fail("input.mean", "must be finite");
+    if (!std::isfinite(static_cast<float>(mean[c])))
+      fail("input.mean", "must be numbers a float can hold (up to 3.4e38)");
     if (!std::isfinite(std[c]) || std[c] <= 0) fail("input.std", "must be positive numbers");
+    if (!std::isnormal(static_cast<float>(std[c])))
+      fail("input.std", "must be positive numbers a float can hold (1.2e-38 to 3.4e38)");
+    // (x * scale - mean) / std at both ends of x: 0..255, or 0..1 with normalize_by_max.
+    const double top = normalize_by_max ? 1.0 : 255.0 * scale;
+    for (const double x : {0.0, top})
+      if (!(std::fabs((x - mean[c]) / std[c]) <= FLT_MAX))
+        fail("input.scale", "with input.mean and input.std makes input values beyond a float's "
+                            "range ((x * scale - mean) / std for x up to 255)");
   }
   if (output_index < 0) fail("output.index", "must be >= 0");
   if (output_kind == OutputKind::ClassLogits && !labels.empty() && labels.size() < 2)
     fail("output.labels", "must name at least 2 classes for class_logits");
-  if (output_kind == OutputKind::ClassLogits && labels.size() > 256)
+  if (labels.size() > kMaxLabels)
     fail("output.labels", "may name at most 256 classes (class ids are 8-bit)");
   if (output_kind == OutputKind::TwoClassLogits && !labels.empty() && labels.size() != 2)
     fail("output.labels", "must name exactly 2 classes for two_class_logits");
@@ -152,15 +195,17 @@ void ModelSpec::validate(const std::string& origin) const {
 }
 
 ModelSpec ModelSpec::load(const std::string& path) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0)
+  if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT)
     throw Error("model sidecar " + path + " not found: every model needs a JSON file beside it "
                 "saying what it expects and emits (see docs/MODEL_SPEC.md)");
-  if (!S_ISREG(st.st_mode)) throw Error("model sidecar " + path + " is not a regular file");
+  const std::vector<std::uint8_t> bytes =
+      read_regular_file(path, kMaxSidecarBytes, "model sidecar", "a JSON sidecar");
+  check_nesting(bytes, path);
 
   cv::FileStorage fs;
   try {
-    fs.open(path, cv::FileStorage::READ | cv::FileStorage::FORMAT_JSON);
+    fs.open(std::string(bytes.begin(), bytes.end()),
+            cv::FileStorage::READ | cv::FileStorage::MEMORY | cv::FileStorage::FORMAT_JSON);
   } catch (const cv::Exception& e) {
     throw Error("model sidecar " + path + " is not valid JSON: " + e.err);
   }
@@ -222,9 +267,13 @@ ModelSpec ModelSpec::load(const std::string& path) {
   if (!out["labels"].empty()) {
     const cv::FileNode labels = out["labels"];
     if (!labels.isSeq()) r.fail("output.labels", "must be a list of strings");
-    for (size_t i = 0; i < labels.size(); ++i)
-      spec.labels.push_back(r.string(labels[static_cast<int>(i)],
-                                     "output.labels[" + std::to_string(i) + "]"));
+    if (labels.size() > kMaxLabels)
+      r.fail("output.labels", "names " + std::to_string(labels.size()) + " classes; at most " +
+                                  std::to_string(kMaxLabels) + " (class ids are 8-bit)");
+    // Iterated: FileNode::operator[](int) walks the list from its start every time.
+    std::size_t i = 0;
+    for (auto it = labels.begin(); it != labels.end(); ++it, ++i)
+      spec.labels.push_back(r.string(*it, "output.labels[" + std::to_string(i) + "]"));
   }
 
   const cv::FileNode state = root["state"];

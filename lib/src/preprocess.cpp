@@ -33,11 +33,15 @@ int antialias_radius(int in, int out) {
 }
 int antialias_taps(int in, int out) { return 2 * antialias_radius(in, out) + 2; }
 
-void antialias_axis(int in, int out, const Axis& axis) {
+// Doubles of scratch antialias_axis needs: the kernel and one output's taps.
+size_t antialias_scratch(int in, int out) { return 4 * antialias_radius(in, out) + 3; }
+
+void antialias_axis(int in, int out, const Axis& axis, double* scratch) {
   const double s = static_cast<double>(in) / out;
   const double sigma = std::max(0.0, (s - 1) / 2);
   const int radius = antialias_radius(in, out);
-  double kernel[2 * 64 + 1];  // radius <= 64 is checked by the caller through the taps
+  double* kernel = scratch;              // 2 radius + 1
+  double* w = scratch + 2 * radius + 1;  // 2 radius + 2
   double sum = 0;
   for (int t = -radius; t <= radius; ++t) {
     kernel[t + radius] = radius == 0 ? 1.0 : std::exp(-0.5 * t * t / (sigma * sigma));
@@ -48,7 +52,7 @@ void antialias_axis(int in, int out, const Axis& axis) {
     const double x = (i + 0.5) * s - 0.5;
     const int x0 = static_cast<int>(std::floor(x));
     const double f = x - x0;
-    double w[2 * 64 + 2] = {};
+    std::fill(w, w + 2 * radius + 2, 0.0);
     // Bilinear taps x0 (1 - f) and x0 + 1 (f), each blurred; every index outside [0, in) is 0.
     for (int b = 0; b < 2; ++b) {
       const int j = x0 + b;
@@ -127,15 +131,18 @@ float resample(const FrameView& frame, cv::Size model, const int src[3], Kernel 
   const bool area = kernel == Kernel::Area;
   const int tx = area ? area_taps(frame.width, model.width) : antialias_taps(frame.width, model.width);
   const int ty = area ? area_taps(frame.height, model.height) : antialias_taps(frame.height, model.height);
-  if (!area && (tx > 2 * 64 + 2 || ty > 2 * 64 + 2))
-    CV_Error(cv::Error::StsOutOfRange, "unetseg: antialias resize shrinks too much (> 64x)");
+  // However much it shrinks (a tiny model input against a big frame): the Gaussian's kernel
+  // and taps live in the scratch too.
+  const size_t aa = area ? 0 : std::max(antialias_scratch(frame.width, model.width),
+                                        antialias_scratch(frame.height, model.height));
   const int stripes = std::max(1, std::min(cv::getNumThreads(), model.height));
   const size_t row_len = static_cast<size_t>(frame.width) * bpp;
   auto pad = [](size_t bytes) { return (bytes + 63) / 64 * 64; };
   const size_t bytes = stripes * pad(row_len * sizeof(float)) + pad(stripes * sizeof(float)) +
                        2 * pad(model.width * sizeof(int)) + 2 * pad(model.height * sizeof(int)) +
                        pad(static_cast<size_t>(model.width) * tx * sizeof(float)) +
-                       pad(static_cast<size_t>(model.height) * ty * sizeof(float)) + 64;
+                       pad(static_cast<size_t>(model.height) * ty * sizeof(float)) +
+                       pad(aa * sizeof(double)) + 64;
   if (scratch.type() != CV_8UC1 || scratch.total() < bytes)
     scratch.create(1, static_cast<int>(bytes), CV_8UC1);
   uint8_t* p = scratch.data + (64 - reinterpret_cast<uintptr_t>(scratch.data) % 64) % 64;
@@ -150,8 +157,9 @@ float resample(const FrameView& frame, cv::Size model, const int src[3], Kernel 
     area_axis(frame.width, model.width, x);
     area_axis(frame.height, model.height, y);
   } else {
-    antialias_axis(frame.width, model.width, x);
-    antialias_axis(frame.height, model.height, y);
+    double* kernel_scratch = carve<double>(p, aa);
+    antialias_axis(frame.width, model.width, x, kernel_scratch);
+    antialias_axis(frame.height, model.height, y, kernel_scratch);
   }
 
   // skimage clips the result to the input's range (all three colour channels): with zeros

@@ -11,10 +11,15 @@ namespace unetseg {
 // 176 MB), far below what would exhaust a machine's memory.
 constexpr std::uint64_t kMaxModelBytes = 2ull << 30;  // 2 GiB
 
-// The bytes of a model file. The path is opened once, without blocking (a FIFO or device put in
-// its place cannot stall the caller), and everything is decided on that one descriptor: it must
-// be a regular file, not empty, and at most kMaxModelBytes (a huge or sparse file is refused by
-// its size before anything is read). Throws unetseg::Error naming the path and the reason.
+// The bytes of a file that must be a regular file of 1 to max_bytes bytes. The path is opened
+// once, without blocking (a FIFO or device put in its place cannot stall the caller), and
+// everything is decided on that one descriptor (a huge or sparse file is refused by its size
+// before anything is read). Throws unetseg::Error naming `what` ("model"), the path and the
+// reason; `holding` says what the file should hold ("an ONNX model").
+std::vector<std::uint8_t> read_regular_file(const std::string& path, std::uint64_t max_bytes,
+                                            const std::string& what, const std::string& holding);
+
+// A model file: read_regular_file(path, kMaxModelBytes, "model", "an ONNX model").
 std::vector<std::uint8_t> read_model_file(const std::string& path);
 
 // One input or output of an ONNX graph: its name and, where the graph fixes them, its

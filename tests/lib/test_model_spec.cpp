@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "test_paths.hpp"
 #include "unetseg/error.hpp"
@@ -129,6 +130,12 @@ TEST(ModelSpec, EachBadFieldIsNamed) {
       {R"({"input": {"width": 8, "height": 8}, "output": {"kind": "class_logits", "labels": ["only"]}})", "'output.labels'", "at least 2"},
       {R"({"input": {"width": 8, "height": 8}, "output": {"kind": "logit", "labels": [1, 2]}})", "'output.labels[0]'", "string"},
       {R"({"input": {"width": 8, "height": 8, "name": 1}, "output": {"kind": "logit"}})", "'input.name'", "string"},
+      // Finite as doubles, not as the floats the blob is made of.
+      {R"({"input": {"width": 8, "height": 8, "scale": 1e300}, "output": {"kind": "logit"}})", "'input.scale'", "a float can hold"},
+      {R"({"input": {"width": 8, "height": 8, "scale": 1e-300}, "output": {"kind": "logit"}})", "'input.scale'", "a float can hold"},
+      {R"({"input": {"width": 8, "height": 8, "std": [1, 1e-300, 1]}, "output": {"kind": "logit"}})", "'input.std'", "a float can hold"},
+      {R"({"input": {"width": 8, "height": 8, "mean": [1e39, 0, 0]}, "output": {"kind": "logit"}})", "'input.mean'", "a float can hold"},
+      {R"({"input": {"width": 8, "height": 8, "scale": 1e30, "std": [1e-10, 1, 1]}, "output": {"kind": "logit"}})", "'input.scale'", "beyond a float's range"},
       {R"({"input": {"width": 8, "height": 8}, "output": {"kind": "logit", "matte": true}})", "'output.matte'", "kind probability"},
       {R"({"input": {"width": 8, "height": 8}, "output": {"kind": "probability", "matte": 2}})", "'output.matte'", "true or false"},
       {R"({"input": {"width": 8, "height": 8}, "output": {"kind": "logit"}, "state": {"input": "a"}})", "'state'", "list"},
@@ -186,4 +193,36 @@ TEST(ModelSpec, MaskScalingIsBilinearUnlessTheSidecarAsksForPil) {
   const std::string msg = load_error(R"({"input": {"width": 8, "height": 8}, "output": {"kind": "logit", "resize": "nearest"}})");
   EXPECT_NE(msg.find("'output.resize'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("nearest"), std::string::npos) << msg;
+}
+
+// What an attacker or a careless script can put where a sidecar should be: each refused at
+// once, by size, depth or count, before OpenCV's JSON reader sees it.
+TEST(ModelSpec, HostileSidecarsAreRefusedQuickly) {
+  // 100,000 levels of nesting overflowed the stack inside OpenCV's recursive JSON reader.
+  std::string msg = load_error(std::string(100000, '[') + std::string(100000, ']'));
+  EXPECT_NE(msg.find("nests more than 16 levels"), std::string::npos) << msg.substr(0, 200);
+  // Brackets inside strings are text, not nesting.
+  ModelSpec spec;
+  EXPECT_EQ(load_error(R"({"name": "[[[[[[[[[[[[[[[[[[[[\"[[[", "input": {"width": 8, "height": 8}, "output": {"kind": "logit"}})", &spec), "");
+  EXPECT_EQ(spec.name, "[[[[[[[[[[[[[[[[[[[[\"[[[");
+  // 100,000 labels took about 90 s (the list walked from its start for each label).
+  std::string labels;
+  for (int i = 0; i < 100000; ++i) labels += (i ? ",\"c" : "\"c") + std::to_string(i) + "\"";
+  msg = load_error(R"({"input": {"width": 8, "height": 8}, "output": {"kind": "class_logits", "labels": [)" + labels + "]}}");
+  EXPECT_NE(msg.find("'output.labels' names 100000 classes; at most 256"), std::string::npos) << msg.substr(0, 300);
+  // A 10 MB "sidecar" is refused by its size, unread.
+  msg = load_error(std::string(10 << 20, ' ') + kMinimal);
+  EXPECT_NE(msg.find("is 10.0 MiB, more than the 1.0 MiB a model sidecar may have"), std::string::npos) << msg;
+}
+
+TEST(ModelSpec, AFifoWhereTheSidecarShouldBeDoesNotBlock) {
+  TempDir dir;
+  const std::string path = dir.file("m.json");
+  ASSERT_EQ(mkfifo(path.c_str(), 0600), 0);
+  try {
+    ModelSpec::load(path);  // no writer: a blocking open would never return
+    FAIL() << "a FIFO must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+  }
 }

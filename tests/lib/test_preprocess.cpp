@@ -169,12 +169,12 @@ std::vector<double> skimage_axis(const std::vector<double>& v, int out) {
   std::vector<double> blurred = v;
   if (sigma > 1e-15) {
     const int r = static_cast<int>(4 * sigma + 0.5);
+    std::vector<double> k(2 * r + 1);
     double sum = 0;
-    for (int t = -r; t <= r; ++t) sum += std::exp(-0.5 * t * t / (sigma * sigma));
+    for (int t = -r; t <= r; ++t) sum += k[t + r] = std::exp(-0.5 * t * t / (sigma * sigma));
     for (int i = 0; i < in; ++i) {
       double acc = 0;
-      for (int t = -r; t <= r; ++t)
-        if (i + t >= 0 && i + t < in) acc += std::exp(-0.5 * t * t / (sigma * sigma)) / sum * v[i + t];
+      for (int t = std::max(-r, -i); t <= r && i + t < in; ++t) acc += k[t + r] / sum * v[i + t];
       blurred[i] = acc;
     }
   }
@@ -304,4 +304,39 @@ TEST(PreprocessAntialias, MatchesThePlainFormulaForEveryLayoutAndNormalises) {
 
 TEST(PreprocessAntialias, ReusesItsBuffersOnceSizesAreStable) {
   expect_buffers_reused(antialias_spec(16, 16), PixelLayout::BGRx, 60);
+}
+
+// A tiny model input against a big frame (shrinking 160x, far beyond the old 64x limit that
+// failed every frame) gives what skimage gives.
+TEST(PreprocessAntialias, ShrinksAnyAmountLikeSkimage) {
+  const int w = 640, h = 480;
+  std::vector<uint8_t> data(static_cast<size_t>(w) * h * 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      uint8_t* p = &data[(static_cast<size_t>(y) * w + x) * 3];
+      p[0] = static_cast<uint8_t>(x < w / 3 ? 230 : 20);  // a red left third
+      p[1] = static_cast<uint8_t>(y < h / 2 ? 40 : 200);  // green below
+      p[2] = static_cast<uint8_t>((x + y) % 256);
+    }
+  const FrameView view{data.data(), w, h, static_cast<size_t>(w) * 3, PixelLayout::RGB};
+  for (const cv::Size& size : {cv::Size(4, 3), cv::Size(1, 1), cv::Size(3, 200)}) {
+    cv::Mat resized, blob;
+    preprocess(view, antialias_spec(size.width, size.height), resized, blob);
+    for (int c = 0; c < 3; ++c) {
+      std::vector<std::vector<double>> cols(w);
+      for (int x = 0; x < w; ++x) {
+        std::vector<double> col(h);
+        for (int y = 0; y < h; ++y) col[y] = data[(static_cast<size_t>(y) * w + x) * 3 + c];
+        cols[x] = skimage_axis(col, size.height);
+      }
+      for (int y = 0; y < size.height; ++y) {
+        std::vector<double> row(w);
+        for (int x = 0; x < w; ++x) row[x] = cols[x][y];
+        const std::vector<double> out = skimage_axis(row, size.width);
+        for (int x = 0; x < size.width; ++x)  // clipped to the frame's range, 0..255 here
+          EXPECT_NEAR(blob_at(blob, c, y, x), std::min(std::max(out[x], 0.0), 255.0), 1e-3)
+              << size << " c" << c << " (" << x << ", " << y << ")";
+      }
+    }
+  }
 }

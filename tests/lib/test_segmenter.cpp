@@ -1,4 +1,8 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
 
 #include <cmath>
 #include <cstring>
@@ -279,6 +283,23 @@ TEST(SegmenterBadInput, StateAndInputNamesTheGraphDoesNotHave) {
   EXPECT_TRUE(contains(msg, "no input named 'pixels'")) << msg;
   EXPECT_TRUE(contains(msg, "input.name")) << msg;
   EXPECT_EQ(with_sidecar(head + R"("state": [{"input": "state", "output": "state_out"}]})"), "");
+}
+
+// Where the model should be: a FIFO (swapped in after a check, it blocked the start forever) and
+// a 3 GB sparse file (read whole before OpenCV saw it) are refused at once.
+TEST(SegmenterBadInput, FifoAndHugeFilesAreRefusedUnread) {
+  TempDir dir;
+  const std::string fifo = dir.file("fifo.onnx");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::string msg = error_of([&] { Segmenter s(fifo, Backend::Cpu); });
+  EXPECT_TRUE(contains(msg, fifo + " is not a regular file")) << msg;
+  const std::string huge = dir.file("huge.onnx");
+  {
+    std::ofstream(huge).put('x');
+    ASSERT_EQ(truncate(huge.c_str(), 3LL << 30), 0);  // sparse: no disk used
+  }
+  msg = error_of([&] { Segmenter s(huge, Backend::Cpu); });
+  EXPECT_TRUE(contains(msg, huge + " is 3.0 GiB, more than the 2.0 GiB a model may have")) << msg;
 }
 
 // A sidecar's input size that contradicts the graph's static input shape is refused at load,
