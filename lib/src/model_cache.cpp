@@ -15,10 +15,14 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }  // namespace
 
 std::string model_cache_dir() {
+  // The XDG base directory spec: a relative XDG_CACHE_HOME is invalid and ignored.
   const char* xdg = std::getenv("XDG_CACHE_HOME");
   if (xdg && *xdg == '/') return std::string(xdg) + "/unetseg/models";
   const char* home = std::getenv("HOME");
-  return std::string(home && *home ? home : "/tmp") + "/.cache/unetseg/models";
+  if (home && *home == '/') return std::string(home) + "/.cache/unetseg/models";
+  // Never a shared fallback such as /tmp, where another user could plant a model.
+  throw Error("no model cache: neither XDG_CACHE_HOME nor HOME is set to an absolute path, so "
+              "catalog names cannot be looked up; set one of them, or give the model's path");
 }
 
 bool is_catalog_name(const std::string& model) {

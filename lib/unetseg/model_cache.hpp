@@ -6,7 +6,9 @@
 namespace unetseg {
 
 // ${XDG_CACHE_HOME:-$HOME/.cache}/unetseg/models: scripts/fetch-model.sh writes NAME.onnx and
-// NAME.json there.
+// NAME.json there. A relative XDG_CACHE_HOME is ignored (as the XDG spec says); with neither
+// an absolute XDG_CACHE_HOME nor an absolute HOME it throws unetseg::Error naming both (no
+// fallback to a shared directory such as /tmp).
 std::string model_cache_dir();
 
 // A `model` setting is a path when it contains '/' or ends in ".onnx", else a catalog name.

@@ -12,9 +12,12 @@ namespace {
 // Sets an environment variable for one test, restoring it afterwards.
 class ScopedEnv {
  public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+  ScopedEnv(const char* name, const std::string& value, bool set = true) : name_(name) {
     if (const char* old = std::getenv(name)) old_ = old, had_ = true;
-    setenv(name, value.c_str(), 1);
+    if (set)
+      setenv(name, value.c_str(), 1);
+    else
+      unsetenv(name);
   }
   ~ScopedEnv() { had_ ? setenv(name_, old_.c_str(), 1) : unsetenv(name_); }
 
@@ -60,4 +63,27 @@ TEST(ModelCache, ResolvesCachedNamesAndSaysHowToFetchMissingOnes) {
   ASSERT_EQ(std::system(("mkdir -p '" + dir.path() + "/unetseg/models' && touch '" + dir.path() +
                          "/unetseg/models/portrait-unet.onnx'").c_str()), 0);
   EXPECT_EQ(resolve_model("portrait-unet"), dir.path() + "/unetseg/models/portrait-unet.onnx");
+}
+
+// Without an absolute XDG_CACHE_HOME or HOME there is no cache: never /tmp, where another user
+// could plant "portrait-unet.onnx" for the element to load.
+TEST(ModelCache, NoHomeMeansNoCacheNotTmp) {
+  ScopedEnv xdg("XDG_CACHE_HOME", "", false);
+  ScopedEnv home("HOME", "", false);
+  for (const auto& call : {+[] { model_cache_dir(); }, +[] { resolve_model("portrait-unet"); }}) {
+    try {
+      call();
+      FAIL() << "must throw";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("XDG_CACHE_HOME"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("HOME"), std::string::npos) << msg;
+      EXPECT_EQ(msg.find("/tmp"), std::string::npos) << msg;
+    }
+  }
+  EXPECT_EQ(resolve_model("/abs/model.onnx"), "/abs/model.onnx") << "paths need no cache";
+  ScopedEnv relative("XDG_CACHE_HOME", "relative/cache");  // invalid: ignored, as the spec says
+  EXPECT_THROW(model_cache_dir(), Error);
+  ScopedEnv with_home("HOME", "/home/user");
+  EXPECT_EQ(model_cache_dir(), "/home/user/.cache/unetseg/models");
 }
