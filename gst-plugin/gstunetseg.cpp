@@ -34,13 +34,14 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "gstunetsegenums.h"
 #include "gstunetsegoutput.h"
 #include "gstunetsegproperties.h"
-#include "imageload.h"
+#include "backgroundloader.h"
 #include "unetseg/error.hpp"
 #include "unetseg/model_cache.hpp"
 #include "unetseg/video_segmenter.hpp"
@@ -59,6 +60,46 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
     GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (VIDEO_FORMATS)));
 static GstStaticCaps alpha_caps = GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (ALPHA_FORMATS));
 
+/* OpenCV has one thread pool per process, and resizing it while another thread runs a
+ * parallel_for (another unetseg's forward) can crash the process. So the instances of a process
+ * agree: the pool is sized only by an instance that starts while no other one holds it; the
+ * others run with what they find (and say so when they asked for something else). */
+static std::mutex pool_mutex;
+static int pool_holders = 0;    /* started instances, under pool_mutex */
+
+/* Returns what the instance must warn about, "" when nothing. */
+static std::string
+hold_thread_pool (int threads)
+{
+  std::lock_guard < std::mutex > lock (pool_mutex);
+  std::string note;
+  if (threads > 0 && pool_holders == 0)
+    cv::setNumThreads (threads);
+  else if (threads > 0 && cv::getNumThreads () != threads)
+    note = "threads=" + std::to_string (threads) + " is not applied: OpenCV has one thread "
+        "pool per process, another unetseg is running with it, and it has " +
+        std::to_string (cv::getNumThreads ()) + " thread(s)";
+  pool_holders++;
+  return note;
+}
+
+static void
+release_thread_pool (void)
+{
+  std::lock_guard < std::mutex > lock (pool_mutex);
+  pool_holders--;
+}
+
+/* What a frame reads of the properties, copied under the object lock once per frame (no
+ * allocation but for a new background-location). */
+struct FrameSettings
+{
+  unetseg::VideoSegmenter::Options video;
+  gboolean post_messages = FALSE;
+  gboolean background_changed = FALSE;
+  std::string background_location;      /* when changed */
+};
+
 /* What the streaming thread owns; created in start(), dropped in stop(). */
 struct UnetsegRuntime
 {
@@ -72,11 +113,14 @@ struct UnetsegRuntime
   std::atomic < GstClockTime > offline_latency { 0 };
   std::atomic < GstClockTime > live_latency { 0 };
   gint64 frame_start_us = 0;
+  gboolean holds_pool = FALSE; /* counted in pool_holders (start() to stop()) */
+  FrameSettings frame;          /* the current frame's, taken in before_transform */
   /* Downstream's QoS proportion (1.0 = keeping up; 2.0 = needs twice as fast), set by the src
    * pad's QoS events from another thread. */
   std::atomic < double >qos_proportion { 1.0 };
 
   std::unique_ptr < UnetsegOutput > output;  /* the metas and messages of this model */
+  BackgroundLoader background;  /* background-location's image, decoded off the frame path */
   guint64 non_finite_masks = 0; /* masks where the model gave NaN/Inf (warned about once) */
   unetseg::PixelLayout layout = unetseg::PixelLayout::RGB;
 };
@@ -139,13 +183,12 @@ gst_unetseg_set_property (GObject * object, guint prop_id, const GValue * value,
     self->background_changed = TRUE;
   GST_OBJECT_UNLOCK (self);
 
-  if (prop_id == PROP_MODE) {
-    gst_base_transform_set_passthrough (GST_BASE_TRANSFORM (self),
-        mode == unetseg::Mode::None);
-    /* Entering or leaving alpha mode changes which formats we accept. */
-    if ((mode == unetseg::Mode::Alpha) != (old_mode == unetseg::Mode::Alpha))
-      gst_base_transform_reconfigure_sink (GST_BASE_TRANSFORM (self));
-  }
+  /* Passthrough follows the mode in the streaming thread (before_transform), so that one
+   * frame's buffer handling and drawing always agree. Entering or leaving alpha mode changes
+   * which formats we accept. */
+  if (prop_id == PROP_MODE &&
+      (mode == unetseg::Mode::Alpha) != (old_mode == unetseg::Mode::Alpha))
+    gst_base_transform_reconfigure_sink (GST_BASE_TRANSFORM (self));
 }
 
 static void
@@ -164,13 +207,13 @@ gst_unetseg_get_property (GObject * object, guint prop_id, GValue * value,
 
 /* ---- start / stop: the model's lifetime ---- */
 
-/* Loads the background image for replace mode; posts an error and returns FALSE on failure. */
+/* The background image at start, decoded here: a bad one fails the start. */
 static gboolean
 load_background (GstUnetseg * self, const std::string & location)
 {
   cv::Mat rgb;
   std::string error;
-  if (!location.empty () && !unetseg_load_image_rgb (location, rgb, error)) {
+  if (!self->rt->background.load_now (location, rgb, error)) {
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
         ("Could not load background-location \"%s\".", location.c_str ()),
         ("%s", error.c_str ()));
@@ -183,10 +226,32 @@ load_background (GstUnetseg * self, const std::string & location)
   return TRUE;
 }
 
-static gboolean
-gst_unetseg_start (GstBaseTransform * trans)
+/* While streaming, a new background-location is decoded on the loader's own thread; the old
+ * background stays until it is ready, and a bad one only warns (the stream goes on). */
+static void
+swap_in_background (GstUnetseg * self)
 {
-  GstUnetseg *self = GST_UNETSEG (trans);
+  cv::Mat rgb;
+  std::string error, location;
+  if (!self->rt->background.take (rgb, error, location))
+    return;
+  if (!error.empty ()) {
+    GST_ELEMENT_WARNING (self, RESOURCE, OPEN_READ,
+        ("Could not load background-location \"%s\"; the background stays as it was.",
+            location.c_str ()), ("%s", error.c_str ()));
+    return;
+  }
+  GST_INFO_OBJECT (self, "background now %s (%dx%d)", location.empty ()? "the colour" :
+      location.c_str (), rgb.cols, rgb.rows);
+  self->rt->video->set_background_image (rgb);
+}
+
+static gboolean gst_unetseg_stop (GstBaseTransform * trans);
+
+/* What start() does; on FALSE (the error posted) start() undoes what was done. */
+static gboolean
+open_stream (GstUnetseg * self)
+{
   UnetsegRuntime *rt = self->rt;
 
   GST_OBJECT_LOCK (self);
@@ -204,11 +269,11 @@ gst_unetseg_start (GstBaseTransform * trans)
     return FALSE;
   }
 
-  /* OpenCV has one thread pool per process: the last element to start sets it. */
-  if (threads > 0) {
-    cv::setNumThreads (threads);
-    GST_INFO_OBJECT (self, "OpenCV uses %d thread(s)", cv::getNumThreads ());
-  }
+  const std::string pool_note = hold_thread_pool (threads);
+  rt->holds_pool = TRUE;
+  if (!pool_note.empty ())
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("%s", pool_note.c_str ()), (NULL));
+  GST_INFO_OBJECT (self, "OpenCV uses %d thread(s)", cv::getNumThreads ());
 
   std::shared_ptr < unetseg::Segmenter > seg;
   try {
@@ -259,6 +324,17 @@ gst_unetseg_start (GstBaseTransform * trans)
 }
 
 static gboolean
+gst_unetseg_start (GstBaseTransform * trans)
+{
+  if (open_stream (GST_UNETSEG (trans)))
+    return TRUE;
+  /* GstBaseTransform calls stop() only after a successful start(): release what the failed
+   * start took (the model, the mask pool, the thread pool's hold) now. */
+  gst_unetseg_stop (trans);
+  return FALSE;
+}
+
+static gboolean
 gst_unetseg_stop (GstBaseTransform * trans)
 {
   GstUnetseg *self = GST_UNETSEG (trans);
@@ -266,8 +342,12 @@ gst_unetseg_stop (GstBaseTransform * trans)
 
   /* Joins the model thread (live): a forward in progress finishes first (it cannot be
    * interrupted), and nothing it does waits for this thread, so this cannot deadlock. */
+  rt->background.cancel ();
   rt->video.reset ();
   rt->output.reset ();
+  if (rt->holds_pool)
+    release_thread_pool ();
+  rt->holds_pool = FALSE;
   GST_OBJECT_LOCK (self);
   g_clear_pointer (&self->active_backend, g_free);
   GST_OBJECT_UNLOCK (self);
@@ -339,16 +419,6 @@ decide_live (GstUnetseg * self)
       rt->upstream_live ? "" : "not ");
 }
 
-/* What a frame reads of the properties, copied under the object lock once per frame (no
- * allocation but for a new background-location). */
-struct FrameSettings
-{
-  unetseg::VideoSegmenter::Options video;
-  gboolean post_messages = FALSE;
-  gboolean background_changed = FALSE;
-  std::string background_location;      /* when changed */
-};
-
 static void
 take_settings (GstUnetseg * self, FrameSettings & s)
 {
@@ -413,6 +483,18 @@ gst_unetseg_set_info (GstVideoFilter * filter, GstCaps * incaps, GstVideoInfo * 
 
 /* ---- buffers ---- */
 
+/* The frame's settings, taken once in the streaming thread before GstBaseTransform decides
+ * anything about the buffer: passthrough (mode=none: the frame is only looked at) is set from
+ * the same snapshot that transform_frame_ip draws with, whatever other threads set meanwhile. */
+static void
+gst_unetseg_before_transform (GstBaseTransform * trans, GstBuffer * buffer)
+{
+  GstUnetseg *self = GST_UNETSEG (trans);
+  take_settings (self, self->rt->frame);
+  gst_base_transform_set_passthrough (trans,
+      self->rt->frame.video.mode == unetseg::Mode::None);
+}
+
 /* Passthrough (mode=none) still adds metas, which needs a writable buffer; a shallow copy of
  * the buffer shares the pixels, so nothing is copied but the metadata. */
 static GstFlowReturn
@@ -454,10 +536,10 @@ gst_unetseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
 {
   GstUnetseg *self = GST_UNETSEG (filter);
   UnetsegRuntime *rt = self->rt;
-  FrameSettings s;
-  take_settings (self, s);
-  if (s.background_changed && !load_background (self, s.background_location))
-    return GST_FLOW_ERROR;
+  const FrameSettings & s = rt->frame;
+  if (s.background_changed)
+    rt->background.request (s.background_location);
+  swap_in_background (self);
   if (!rt->live_decided)
     decide_live (self);
 
@@ -581,6 +663,7 @@ gst_unetseg_class_init (GstUnetsegClass * klass)
   trans_class->start = GST_DEBUG_FUNCPTR (gst_unetseg_start);
   trans_class->stop = GST_DEBUG_FUNCPTR (gst_unetseg_stop);
   trans_class->transform_caps = GST_DEBUG_FUNCPTR (gst_unetseg_transform_caps);
+  trans_class->before_transform = GST_DEBUG_FUNCPTR (gst_unetseg_before_transform);
   trans_class->prepare_output_buffer =
       GST_DEBUG_FUNCPTR (gst_unetseg_prepare_output_buffer);
   trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_unetseg_sink_event);

@@ -6,6 +6,8 @@
 #include <gst/video/gstvideometa.h>
 
 #include <atomic>
+#include <cstring>
+#include <thread>
 #include <cmath>
 #include <utility>
 #include <vector>
@@ -340,7 +342,64 @@ TEST(Mode, ReplaceWithAnImageAndChangeItWhilePlaying) {
   };
   check({0x0a, 0x14, 0x1e, -1});
   g_object_set(h.element(), "background-location", dir.file("b.png").c_str(), nullptr);
-  check({0xc8, 0x64, 0x1e, -1});
+  // Decoded beside the stream: frames keep the old background until the new one is ready.
+  const Rgba b{0xc8, 0x64, 0x1e, -1};
+  bool swapped = false;
+  for (int i = 0; i < 500 && !swapped; ++i) {
+    GstBuffer* out = h.process(red_checker);
+    FrameReader f(info, out);
+    const Rgba bg = f.at(kW - 1, kH - 1);
+    EXPECT_TRUE(bg == b || bg == (Rgba{0x0a, 0x14, 0x1e, -1})) << "old or new, nothing else";
+    swapped = bg == b;
+    gst_buffer_unref(out);
+    if (!swapped) g_usleep(10000);
+  }
+  ASSERT_TRUE(swapped) << "the new background never came";
+  check(b);
+}
+
+// A new background-location is decoded off the streaming thread: the frame that asks for it
+// does not wait (a 3000x2000 PNG takes hundreds of ms), and a bad one is a warning that leaves
+// the old background and the stream alone.
+TEST(Mode, ChangingTheBackgroundWhilePlayingNeverStallsOrStops) {
+  TempDir dir;
+  write_png(dir.file("a.png"), 0xff0a141e);
+  write_png(dir.file("big.png"), 0xffc8641e, 3000, 2000);
+  const GstVideoInfo info = video_info("RGBx", kW, kH);
+  UnetsegHarness h({{"mode", "replace"}, {"background-location", dir.file("a.png")}}, info);
+  const Rgba old_bg{0x0a, 0x14, 0x1e, -1};
+  auto background = [&] {
+    GstBuffer* out = h.process(red_checker);
+    FrameReader f(info, out);
+    const Rgba bg = f.at(kW - 1, kH - 1);
+    gst_buffer_unref(out);
+    return bg;
+  };
+  EXPECT_EQ(background(), old_bg);
+  g_object_set(h.element(), "background-location", dir.file("big.png").c_str(), nullptr);
+  EXPECT_EQ(background(), old_bg) << "the frame that asked did not wait for the decode";
+
+  write_file(dir.file("junk.png"), "definitely not a PNG");
+  g_object_set(h.element(), "background-location", dir.file("junk.png").c_str(), nullptr);
+  std::string warning;
+  for (int i = 0; i < 500 && warning.empty(); ++i) {
+    EXPECT_EQ(background(), old_bg) << "a bad image never replaces the background";
+    while (GstMessage* m = gst_bus_pop_filtered(h.bus(), GST_MESSAGE_WARNING)) {
+      GError* err = nullptr;
+      gchar* debug = nullptr;
+      gst_message_parse_warning(m, &err, &debug);
+      const std::string text = std::string(err->message) + " | " + (debug ? debug : "");
+      if (text.find("background-location") != std::string::npos) warning = text;
+      g_clear_error(&err);
+      g_free(debug);
+      gst_message_unref(m);
+    }
+    if (warning.empty()) g_usleep(10000);
+  }
+  EXPECT_NE(warning.find(dir.file("junk.png")), std::string::npos) << warning;
+  EXPECT_NE(warning.find("stays as it was"), std::string::npos) << warning;
+  EXPECT_EQ(gst_bus_pop_filtered(h.bus(), GST_MESSAGE_ERROR), nullptr) << "a warning, not an error";
+  EXPECT_EQ(background(), old_bg);
 }
 
 TEST(Mode, MultiClassOverlayColoursEachClassAndLeavesBackgroundClear) {
@@ -636,4 +695,80 @@ TEST(Properties, AutoBackendExplainsItsChoice) {
     EXPECT_EQ(warning, "") << "a working CUDA backend needs no explanation";
   }
   g_free(active);
+}
+
+// mode toggled between none and overlay from another thread while frames stream: each frame is
+// either passed through untouched (sharing the input's pixels) or drawn on a copy; never drawn
+// on the shared input buffer itself, never copied and left undrawn.
+TEST(Properties, ModeToggledFromAnotherThreadKeepsEachFrameConsistent) {
+  const GstVideoInfo info = video_info("RGB", 64, 48);
+  UnetsegHarness h({{"mode", "none"}}, info);
+  GstBuffer* in = make_frame(info, [](int x, int) { return x < 32 ? kRed : kGreen; });
+  GstMapInfo original;
+  ASSERT_TRUE(gst_buffer_map(in, &original, GST_MAP_READ));
+  const std::vector<guint8> pixels(original.data, original.data + original.size);
+  gst_buffer_unmap(in, &original);
+
+  std::atomic<bool> stop{false};
+  std::thread toggler([&] {
+    for (int i = 0; !stop; ++i) {
+      gst_util_set_object_arg(G_OBJECT(h.element()), "mode", i % 2 ? "none" : "overlay");
+      std::this_thread::yield();
+    }
+  });
+  int drawn = 0, untouched = 0;
+  for (int n = 0; n < 3000; ++n) {
+    // The harness keeps no reference of its own: ours makes the input shared (not writable).
+    GstBuffer* out = h.process(gst_buffer_ref(in));
+    GstMapInfo map;
+    ASSERT_TRUE(gst_buffer_map(in, &map, GST_MAP_READ));
+    ASSERT_EQ(std::memcmp(map.data, pixels.data(), pixels.size()), 0)
+        << "frame " << n << " was drawn on the shared input";
+    gst_buffer_unmap(in, &map);
+    const bool shares = gst_buffer_peek_memory(out, 0) == gst_buffer_peek_memory(in, 0);
+    FrameReader f(info, out);
+    const bool tinted = !(f.at(5, 5) == (Rgba{255, 0, 0, -1}));
+    EXPECT_NE(shares, tinted) << "frame " << n << (shares ? ": drawn on shared pixels"
+                                                            : ": copied but not drawn");
+    drawn += tinted;
+    untouched += shares;
+    gst_buffer_unref(out);
+  }
+  stop = true;
+  toggler.join();
+  gst_buffer_unref(in);
+  EXPECT_GT(drawn, 0);
+  EXPECT_GT(untouched, 0);
+}
+
+// OpenCV has one thread pool per process: a second unetseg starting while the first streams
+// must not resize it under the first one's running forward. It runs with the pool as it is, and
+// says so when it asked for another size; once none runs, the next start sizes it again.
+TEST(Properties, ThreadsAreDecidedOncePerProcess) {
+  const int before = cv::getNumThreads();
+  const GstVideoInfo info = video_info("RGB", 64, 48);
+  {
+    UnetsegHarness first({{"threads", "2"}, {"live", "on"}}, info, "slow_rg");
+    gst_buffer_unref(first.process(red_green));  // its forward runs on the model's thread now
+    EXPECT_EQ(cv::getNumThreads(), 2);
+    UnetsegHarness second({{"threads", "1"}}, info);
+    gst_buffer_unref(second.process(red_green));
+    EXPECT_EQ(cv::getNumThreads(), 2) << "not resized while another instance runs";
+    std::string warning;
+    while (GstMessage* m = gst_bus_pop_filtered(second.bus(), GST_MESSAGE_WARNING)) {
+      GError* err = nullptr;
+      gst_message_parse_warning(m, &err, nullptr);
+      if (std::string(err->message).find("threads=1 is not applied") != std::string::npos)
+        warning = err->message;
+      g_clear_error(&err);
+      gst_message_unref(m);
+    }
+    EXPECT_NE(warning.find("it has 2 thread(s)"), std::string::npos) << warning;
+  }
+  {
+    UnetsegHarness alone({{"threads", "1"}}, info);
+    gst_buffer_unref(alone.process(red_green));
+    EXPECT_EQ(cv::getNumThreads(), 1) << "alone again: it sizes the pool";
+  }
+  cv::setNumThreads(before);
 }
