@@ -33,6 +33,7 @@ Rewrite an ONNX model so that OpenCV DNN (cv2.dnn.readNetFromONNX) loads it, and
 
 With no rewrite option, the ones the model needs for the target OpenCV (--for-opencv) are found
 by looking at it: fp16_to_fp32 when it holds fp16 values and the target is older than 4.10,
+clip_to_attributes when a Clip takes min/max as inputs and the target is older than 4.7,
 fix_conv_transpose_pads when a ConvTranspose has asymmetric pads (every version). The nodes are
 always sorted producers first (OpenCV 4.10 refuses an unsorted file)."""
 
@@ -94,7 +95,8 @@ def main(argv=None):
                     "rescaled, or refused with the sizes that would work")
     rw.add_argument("--steps", metavar="LIST", dest="steps_list",
                     help="comma-separated steps as in models/catalog.toml: fp16_to_fp32, "
-                    "fix_conv_transpose_pads, fix_input_size:N|WxH, keep_output:NAME")
+                    "fix_conv_transpose_pads, fix_input_size:N|WxH, keep_output:NAME, "
+                    "clip_to_attributes")
     parser.add_argument("--for-opencv", metavar="X.Y", type=opencv_version_arg,
                         help="the OpenCV version the model is for: decides which rewrites are "
                         "needed and how the result is checked (default: the cv2 here, "

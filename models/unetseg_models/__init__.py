@@ -9,13 +9,16 @@ fetcher, and the U-Net family in PyTorch with its exporter.
     checks           OpenCV load/forward/compare, check picture and blob, --check-with PROGRAM
     prepare          prepare_file: load, rewrite, check, write
     catalog, fetch   models/catalog.toml, the cache, downloads, fetching one model
+    tfjs             TF.js graph models to ONNX (convert_tfjs): reading, dequantisation;
+                     tfjs_ops (evaluation for one size), tfjs_layers + tfjs_tensors (the op
+                     translations), tfjs_simplify (folding); tfjs_reference (TF.js in node)
     u2net, unet      U2-Net/U2-Netp and the classic U-Net in PyTorch
     export           a PyTorch checkpoint to ONNX + sidecar, checked in OpenCV
     u2net_reference  the official U2-Net test-time pipeline
 
-The command lines are models/prepare.py, models/fetch.py (scripts/fetch-model.sh) and
-models/export.py; they find this package beside them. Anything else imports it with
-PYTHONPATH=models (tests/meson.build sets it for the tests that do).
+The command lines are models/prepare.py, models/fetch.py (scripts/fetch-model.sh),
+models/convert_tfjs.py and models/export.py; they find this package beside them. Anything else
+imports it with PYTHONPATH=models (tests/meson.build sets it for the tests that do).
 """
 
 

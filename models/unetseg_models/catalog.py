@@ -40,8 +40,10 @@ def say(msg):
 SOURCE_FIELDS = {
     "npm": ("package", "version", "resource", "tarball_sha256", "sha256"),
     "url": ("url", "mirror", "sha256"),
+    "npm-files": ("package", "version", "tarball_sha256", "files", "mirror"),
 }
 MODEL_FIELDS = ("name", "family", "description", "license", "steps", "source", "sidecar")
+CONVERTERS = {"tfjs": ("model",)}  # [model.convert] from = ..., and its required fields
 
 
 def load_catalog(path=CATALOG):
@@ -64,6 +66,26 @@ def load_catalog(path=CATALOG):
         for field in SOURCE_FIELDS[source["kind"]]:
             if not source.get(field):
                 raise FetchError(f"{where}: missing field 'source.{field}'")
+        if source["kind"] == "npm-files":
+            files = source["files"]
+            if not isinstance(files, dict) or not all(
+                    isinstance(v, str) and len(v) == 64 for v in files.values()):
+                raise FetchError(f"{where}: source.files must map each path in the package to "
+                                 "its sha256")
+        convert = m.get("convert")
+        if convert is not None:
+            if convert.get("from") not in CONVERTERS:
+                raise FetchError(f"{where}: convert.from must be one of {', '.join(CONVERTERS)}")
+            for field in CONVERTERS[convert["from"]]:
+                if not convert.get(field):
+                    raise FetchError(f"{where}: missing field 'convert.{field}'")
+            if source["kind"] != "npm-files" or not any(
+                    os.path.basename(p) == convert["model"] for p in source["files"]):
+                raise FetchError(f"{where}: convert.model '{convert['model']}' is not one of "
+                                 "the source's files")
+        elif source["kind"] == "npm-files":
+            raise FetchError(f"{where}: an npm-files source needs a [model.convert] table (its "
+                             "files are not an ONNX model)")
         try:
             for step in m["steps"]:
                 parse_step(step)

@@ -63,13 +63,24 @@ def make_blob(img, width, height, spec=None):
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
-def opencv_forward(net, blob, repeat=1):
-    """Runs the net `repeat` times; returns the output and the median time in seconds."""
-    net.setInput(blob)
+def opencv_forward(net, blob, repeat=1, model=None):
+    """Runs the net `repeat` times; returns the output and the median time in seconds. With the
+    `model` of a graph of several inputs (a recurrent model's state inputs, RVM's r1i..r4i), the
+    blob feeds the first, the others get zeros of their static shape (the state of a first
+    frame), and the output is the graph's first."""
+    inputs = data_inputs(model.graph) if model is not None else []
+    name = None
+    if len(inputs) > 1:
+        net.setInput(blob, inputs[0].name)
+        for i in inputs[1:]:
+            net.setInput(np.zeros(dims_of(i), np.float32), i.name)
+        name = model.graph.output[0].name
+    else:
+        net.setInput(blob)
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        out = net.forward()
+        out = net.forward(name) if name else net.forward()
         times.append(time.perf_counter() - t0)
     return out, float(np.median(times))
 
@@ -126,7 +137,7 @@ def check(path, source, prepared, log, spec=None, image=None, reference="auto", 
     img = check_image(image, channels=dims[1] or 3)
     blob = make_blob(img, hw[1], hw[0], spec)
     try:
-        out, seconds = opencv_forward(net, blob)
+        out, seconds = opencv_forward(net, blob, model=prepared)
     except cv2.error as e:
         raise PrepareError(f"OpenCV {cv2.__version__} loads the prepared model but its forward "
                            f"pass fails: {str(e).strip()}") from None
@@ -165,7 +176,7 @@ def check(path, source, prepared, log, spec=None, image=None, reference="auto", 
         # pads rewrite cannot, and trying only makes OpenCV print errors): the most direct one.
         try:
             src_net = cv2.dnn.readNetFromONNX(np.frombuffer(source.SerializeToString(), np.uint8))
-            ref, _ = opencv_forward(src_net, src_blob)
+            ref, _ = opencv_forward(src_net, src_blob, model=source)
             if src_hw == hw:
                 result["max_abs_diff"] = exact(ref, "OpenCV(source)")
                 return result

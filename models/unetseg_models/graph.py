@@ -49,11 +49,40 @@ def load_model(path, log=None):
             "further down the file: sorted producers first (ONNX requires it; OpenCV 4.10 "
             "refuses the file otherwise)")
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(checkable(model))
     except Exception as e:
         raise PrepareError(f"{path} is not a valid ONNX model ({str(e).strip()}). A corrupt or "
                            "truncated file? Fetch it again and check its sha256.") from None
     return model
+
+
+def checkable(model):
+    """The model as the ONNX checker should see it: OpenCV 4.6's Clip (min/max attributes, see
+    rewrites.clip_to_attributes) is valid only before opset 11, so in a later opset a copy with
+    the bounds put back as inputs is checked instead (the same computation)."""
+    opset = opset_of(model)
+    clips = [n for n in model.graph.node if n.op_type == "Clip" and
+             any(a.name in ("min", "max") for a in n.attribute)]
+    if opset < 11 or not clips:
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for k, node in enumerate(n for n in copy.graph.node if n.op_type == "Clip" and
+                             any(a.name in ("min", "max") for a in n.attribute)):
+        names = []
+        for bound in ("min", "max"):
+            value = attr(node, bound)
+            if value is None:
+                names.append("")
+                continue
+            name = unique_name(copy.graph, f"{node.name or node.output[0]}_{bound}_{k}")
+            copy.graph.initializer.append(numpy_helper.from_array(np.float32(value), name))
+            names.append(name)
+        kept = [a for a in node.attribute if a.name not in ("min", "max")]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        node.input.extend(names)
+    return copy
 
 
 def topological_sort(graph):

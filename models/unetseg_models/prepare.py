@@ -6,7 +6,7 @@ OpenCV 4.6's ONNX importer refuses graphs that other runtimes accept. The rewrit
 computes what the original one defines). Which of them a model needs depends on the OpenCV
 version it is prepared for (--for-opencv X.Y, default the version of the cv2 module that runs
 this; see versions.plan_steps): fp16_to_fp32, fix_conv_transpose_pads, fix_input_size:N|WxH,
-keep_output:NAME.
+keep_output:NAME, clip_to_attributes.
 
 The nodes are always put in topological order on loading (producers first: ONNX requires it,
 OpenCV 4.10 refuses a file without it), whatever steps run, even none (graph.load_model).
@@ -28,7 +28,7 @@ import onnx
 
 from . import PrepareError
 from .checks import check, check_with_program, not_checked_notice
-from .graph import load_model
+from .graph import checkable, load_model
 from .rewrites import apply_steps
 from .versions import OLDEST_OPENCV, running_opencv, version_text
 
@@ -55,7 +55,7 @@ def prepare_file(src_path, out_path, steps, log=print, do_check=True, spec=None,
     model.CopyFrom(source)
     apply_steps(model, steps, log)
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(checkable(model))
     except Exception as e:
         raise PrepareError(f"the rewritten graph is not valid ONNX ({str(e).strip()}): this is "
                            "a bug of the preparation, please report it with the model") from None

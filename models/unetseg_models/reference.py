@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .graph import attr, data_inputs, opset_of, remove_unused
+from .graph import attr, data_inputs, dims_of, opset_of, remove_unused
 
 
 class Unsupported(Exception):
@@ -90,6 +90,24 @@ def _max_pool(x, kernel, strides, pads, ceil_mode):
             out = np.maximum(out, xp[:, :, i:i + strides[0] * (oh - 1) + 1:strides[0],
                                      j:j + strides[1] * (ow - 1) + 1:strides[1]])
     return out
+
+
+def _avg_pool(x, kernel, strides, pads, count_include_pad):
+    """ONNX AveragePool: with count_include_pad 0 each window averages only its pixels inside
+    the input (TensorFlow's 'SAME')."""
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    inside = np.pad(np.ones(x.shape[2:], np.float32), ((pads[0], pads[2]), (pads[1], pads[3])))
+    oh = (xp.shape[2] - kernel[0]) // strides[0] + 1
+    ow = (xp.shape[3] - kernel[1]) // strides[1] + 1
+    total = np.zeros(x.shape[:2] + (oh, ow), np.float32)
+    count = np.zeros((oh, ow), np.float32)
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            sl = (slice(i, i + strides[0] * (oh - 1) + 1, strides[0]),
+                  slice(j, j + strides[1] * (ow - 1) + 1, strides[1]))
+            total += xp[(slice(None), slice(None)) + sl]
+            count += inside[sl]
+    return total / (count if not count_include_pad else kernel[0] * kernel[1])
 
 
 def _resize_axis(x, axis, out_size, scale, mode, coord, nearest_mode):
@@ -197,11 +215,42 @@ def _run_node(node, ins, opset):
         if opset == 10:
             scales, sizes = f32[1], None
         return [_resize(f32[0], sizes, scales, node)]
+    if op == "AveragePool":
+        if attr(node, "ceil_mode", 0) or attr(node, "auto_pad", b"NOTSET") != b"NOTSET":
+            raise Unsupported("AveragePool with ceil_mode or auto_pad")
+        return [_avg_pool(f32[0], attr(node, "kernel_shape"), attr(node, "strides", [1, 1]),
+                          attr(node, "pads", [0, 0, 0, 0]), attr(node, "count_include_pad", 0))]
+    if op in ("GlobalAveragePool", "ReduceMean"):
+        axes = (2, 3) if op == "GlobalAveragePool" else tuple(attr(node, "axes"))
+        keep = op == "GlobalAveragePool" or attr(node, "keepdims", 1)
+        return [f32[0].mean(axis=axes, keepdims=bool(keep), dtype=np.float64).astype(np.float32)]
+    if op == "Clip":
+        # Opset 11+: bounds as inputs; before (and OpenCV 4.6's form, see
+        # rewrites.clip_to_attributes): attributes.
+        lo = f32[1] if len(f32) > 1 and f32[1] is not None else attr(node, "min", -np.inf)
+        hi = f32[2] if len(f32) > 2 and f32[2] is not None else attr(node, "max", np.inf)
+        return [np.minimum(np.maximum(f32[0], lo), hi).astype(f32[0].dtype)]
+    if op == "Split":
+        axis = attr(node, "axis", 0)
+        sizes = f32[1] if len(f32) > 1 and f32[1] is not None else attr(node, "split")
+        if sizes is None:
+            return np.split(f32[0], len(node.output), axis=axis)
+        return np.split(f32[0], np.cumsum(sizes)[:-1], axis=axis)
+    if op == "Pad":
+        pads = ins[1] if opset >= 11 else attr(node, "pads")
+        value = f32[2] if len(f32) > 2 and f32[2] is not None else attr(node, "value", 0.0)
+        mode = attr(node, "mode", b"constant").decode()
+        k = len(pads) // 2
+        width = [(int(pads[i]), int(pads[i + k])) for i in range(k)]
+        if mode == "constant":
+            return [np.pad(f32[0], width, constant_values=float(value))]
+        return [np.pad(f32[0], width, mode={"reflect": "reflect", "edge": "edge"}[mode])]
     simple = {
         "Relu": lambda a: np.maximum(a, 0), "Sigmoid": lambda a: 0.5 * (1 + np.tanh(0.5 * a)),
         "Tanh": np.tanh, "Exp": np.exp, "Sqrt": np.sqrt, "Neg": np.negative,
-        "Identity": lambda a: a,
+        "Reciprocal": np.reciprocal, "Identity": lambda a: a,
         "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
+        "Max": np.maximum, "Min": np.minimum,
     }
     if op in simple:
         return [np.asarray(simple[op](*f32))]
@@ -281,11 +330,14 @@ def numpy_reference(model, output, blob, log, cache=None):
     del m.graph.output[:]
     m.graph.output.extend(o for o in model.graph.output if o.name == output)
     remove_unused(m.graph)
-    inp = data_inputs(m.graph)[0]
+    inp, *others = data_inputs(m.graph)
     dtype = ONNX_TO_NUMPY.get(inp.type.tensor_type.elem_type, np.float32)
+    feeds = {inp.name: blob.astype(dtype)}
+    # Further inputs (a recurrent model's state) get zeros, as on a first frame.
+    feeds.update({i.name: np.zeros(dims_of(i), np.float32) for i in others})
     t0 = time.perf_counter()
     try:
-        result = reference_run(m, {inp.name: blob.astype(dtype)})[output].astype(np.float32)
+        result = reference_run(m, feeds)[output].astype(np.float32)
     except Unsupported as e:
         log(f"  check: no numpy reference (it does not support {e})")
         return None, ""

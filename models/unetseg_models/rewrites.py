@@ -12,6 +12,11 @@ prepare.py --steps). Which of them a model needs for which OpenCV: versions.plan
                            would work, when a target size does not scale to a whole number).
   keep_output:NAME         keeps only that graph output and drops what only fed the others
                            (U2-Net/ISNet side outputs d1..d6: less work per frame).
+  clip_to_attributes       Clip's min/max given as inputs (opset 11 and later) become the
+                           attributes min/max, the only form OpenCV 4.6 reads ("Node [Clip]
+                           parse error"; 4.7 reads both, opencv/opencv#22100). PyTorch's ReLU6,
+                           Hardtanh and Hardswish and TF's Relu6 and clip_by_value export as
+                           such a Clip.
 
 Each takes the model (changed in place) and its argument, and returns a line saying what it did.
 """
@@ -280,6 +285,34 @@ def keep_output(model, name):
             f"{before - len(graph.node)} nodes dropped")
 
 
+def clip_to_attributes(model, arg=None):
+    """Opset-11 Clip(x, min, max) -> Clip(x) with attributes min and max (bounds that are
+    constants). That is Clip as opsets 6..10 define it, which the ONNX checker refuses in an
+    opset-11+ graph: the result is written for OpenCV (4.7 and later read it too: attributes come
+    first in their importer), and graph.checkable() checks it with the bounds put back."""
+    graph = model.graph
+    changed = 0
+    for node in [n for n in graph.node if n.op_type == "Clip" and len(n.input) > 1]:
+        bounds = []
+        for k, default in ((1, -3.4028234663852886e38), (2, 3.4028234663852886e38)):
+            name = node.input[k] if len(node.input) > k else ""
+            if not name:
+                bounds.append(default)
+                continue
+            value = constant_value(graph, name)
+            if value is None or value.size != 1:
+                raise PrepareError(f"Clip {node.name or node.output[0]}: its "
+                                   f"{'min' if k == 1 else 'max'} '{name}' is not a constant "
+                                   "scalar, which OpenCV cannot read")
+            bounds.append(float(value.ravel()[0]))
+        del node.input[1:]
+        set_attr(node, "min", bounds[0])
+        set_attr(node, "max", bounds[1])
+        changed += 1
+    remove_unused(graph)
+    return f"clip_to_attributes: {changed} Clip nodes take min/max as attributes"
+
+
 # The steps: a rewrite by name, with its argument after a colon (fix_input_size:320), as
 # models/catalog.toml and prepare.py --steps write them.
 
@@ -288,6 +321,7 @@ STEPS = {
     "fix_conv_transpose_pads": fix_conv_transpose_pads,
     "fix_input_size": fix_input_size,
     "keep_output": keep_output,
+    "clip_to_attributes": clip_to_attributes,
 }
 STEPS_WITH_ARG = {"fix_input_size", "keep_output"}
 
@@ -297,7 +331,7 @@ def parse_step(step):
     if name not in STEPS:
         raise PrepareError(f"unknown preparation step '{step}'; known: "
                            "fp16_to_fp32, fix_conv_transpose_pads, fix_input_size:N|WxH, "
-                           "keep_output:NAME")
+                           "keep_output:NAME, clip_to_attributes")
     if (name in STEPS_WITH_ARG) != bool(arg):
         raise PrepareError(f"step '{step}': {name} " +
                            ("needs an argument (NAME:ARG)" if name in STEPS_WITH_ARG

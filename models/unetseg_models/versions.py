@@ -53,6 +53,11 @@ def has_asymmetric_conv_transpose(model):
     return False
 
 
+def has_clip_inputs(model):
+    return any(n.op_type == "Clip" and len(n.input) > 1 and any(n.input[1:])
+               for n in model.graph.node)
+
+
 def plan_steps(model, opencv=None):
     """What each automatic rewrite means for this model and the target OpenCV (major, minor;
     None: the cv2 that runs this, or the oldest supported without one). Returns a list of
@@ -68,6 +73,10 @@ def plan_steps(model, opencv=None):
       asymmetric ConvTranspose pads (the Prisma portrait U-Net): 4.6 refuses them at import,
         4.10 at its first forward ("Unsupported asymmetric padding in deconvolution layer"):
         needed for every version.
+      Clip with min/max inputs (opset 11+: TF's Relu6 and clip_by_value as models/convert_tfjs.py
+        writes them, PyTorch's ReLU6/Hardtanh): 4.6 refuses it ("Node [Clip] parse error"),
+        reads only the attribute form; opencv/opencv#22100, first released in 4.7, reads the
+        inputs (4.10 measured). Needed below 4.7.
     (The topological order is not a step: load_model always sorts.)"""
     if opencv is None:
         opencv = running_opencv() or OLDEST_OPENCV
@@ -82,6 +91,13 @@ def plan_steps(model, opencv=None):
         else:
             plan.append(("fp16_to_fp32", False, f"not needed for OpenCV {v} (it reads fp16 "
                          "values: they stay fp16)"))
+    if has_clip_inputs(model):
+        if opencv < (4, 7):
+            plan.append(("clip_to_attributes", True,
+                         f"Clip nodes take min/max as inputs, which OpenCV {v} does not read"))
+        else:
+            plan.append(("clip_to_attributes", False,
+                         f"not needed for OpenCV {v} (it reads Clip's min/max inputs)"))
     if has_asymmetric_conv_transpose(model):
         plan.append(("fix_conv_transpose_pads", True,
                      "asymmetric ConvTranspose pads, which OpenCV 4.6 and 4.10 both refuse"))

@@ -45,7 +45,7 @@ from unetseg_models.catalog import (CATALOG, EXIT_CHECKSUM, EXIT_DOWNLOAD,  # no
 from unetseg_models.fetch import fetch  # noqa: E402  (PYTHONPATH=models)
 from unetseg_models.rewrites import parse_size  # noqa: E402
 
-REQUIRED = ["isnet-320", "isnet-512", "isnet-1024", "portrait-unet", "sinet"]
+REQUIRED = ["isnet-320", "isnet-512", "isnet-1024", "portrait-unet", "sinet", "selfie", "rvm"]
 KINDS = {"probability": 1, "logit": 1, "two_class_logits": 2, "class_logits": None}
 
 
@@ -57,7 +57,7 @@ def sha256_of(path):
 def spec_problems(spec):
     """The rules of docs/MODEL_SPEC.md, as the C++ ModelSpec loader applies them."""
     problems = []
-    known = {"name", "input", "output"}
+    known = {"name", "input", "output", "state"}
     problems += [f"unknown field '{k}'" for k in spec if k not in known]
     if "name" in spec and not (isinstance(spec["name"], str) and spec["name"]):
         problems.append("name must be a non-empty string")
@@ -67,7 +67,8 @@ def spec_problems(spec):
     if not isinstance(out, dict):
         return problems + ["output is required"]
     problems += [f"unknown field 'input.{k}'" for k in inp if k not in
-                 {"width", "height", "color_order", "scale", "mean", "std", "normalize_by_max"}]
+                 {"name", "width", "height", "color_order", "scale", "mean", "std",
+                  "normalize_by_max"}]
     for k in ("width", "height"):
         v = inp.get(k)
         if not (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 8192):
@@ -86,7 +87,7 @@ def spec_problems(spec):
     if inp.get("normalize_by_max", False) not in (True, False, 0, 1):
         problems.append("input.normalize_by_max must be true/false or 1/0")
     problems += [f"unknown field 'output.{k}'" for k in out if k not in
-                 {"name", "index", "kind", "minmax", "labels"}]
+                 {"name", "index", "kind", "minmax", "labels", "matte"}]
     if out.get("kind") not in KINDS:
         problems.append(f"output.kind must be one of {', '.join(KINDS)}")
     if "name" in out and not isinstance(out["name"], str):
@@ -96,6 +97,15 @@ def spec_problems(spec):
         problems.append("output.index must be an integer >= 0")
     if out.get("minmax", False) not in (True, False, 0, 1):
         problems.append("output.minmax must be true/false")
+    if out.get("matte", False) not in (True, False):
+        problems.append("output.matte must be true/false")
+    if "name" in inp and not (isinstance(inp["name"], str) and inp["name"]):
+        problems.append("input.name must be a non-empty string")
+    state = spec.get("state", [])
+    if not (isinstance(state, list) and all(
+            isinstance(p, dict) and set(p) == {"input", "output"} and
+            all(isinstance(v, str) and v for v in p.values()) for p in state)):
+        problems.append("state must be a list of {input, output} name pairs")
     labels = out.get("labels")
     if labels is not None:
         if not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
@@ -176,15 +186,21 @@ class Catalog(unittest.TestCase):
                 src = m["source"]
                 for field in SOURCE_FIELDS[src["kind"]]:
                     self.assertTrue(src.get(field), field)
-                sums = [src["sha256"]] + ([src["tarball_sha256"]] if src["kind"] == "npm" else [])
+                sums = ([src["sha256"]] if "sha256" in src else []) + \
+                    ([src["tarball_sha256"]] if src["kind"] != "url" else []) + \
+                    list(src.get("files", {}).values())
                 for s in sums:
                     self.assertEqual(len(s), 64)
                     self.assertTrue(set(s) <= hexdigits)
                 if src["kind"] == "url":
                     self.assertTrue(src["url"].startswith("https://"))
                     self.assertFalse(os.path.isabs(src["mirror"]) or ".." in src["mirror"])
-                else:
+                elif src["kind"] == "npm":
                     self.assertTrue(src["resource"].startswith("/models/"))
+                else:  # npm-files: converted first
+                    self.assertEqual(m["convert"]["from"], "tfjs")
+                    self.assertIn(m["convert"]["model"],
+                                  [os.path.basename(p) for p in src["files"]])
 
     def test_sidecars_follow_model_spec(self):
         for name, m in self.models.items():
@@ -208,7 +224,9 @@ class Catalog(unittest.TestCase):
                 (lambda s: s["input"].update(color_order="BRG"), "color_order"),
                 (lambda s: s["output"].update(kind="mask"), "output.kind"),
                 (lambda s: s["output"].update(labels=["a", "b", "c"]), "2 labels"),
-                (lambda s: s.update(inptu={}), "unknown field 'inptu'")):
+                (lambda s: s.update(inptu={}), "unknown field 'inptu'"),
+                (lambda s: s.update(state=[{"input": "r1i"}]), "state must be"),
+                (lambda s: s["output"].update(matte="yes"), "output.matte")):
             bad = json.loads(json.dumps(good))
             change(bad)
             self.assertTrue(any(problem in p for p in spec_problems(bad)), problem)
