@@ -161,6 +161,24 @@ class Flicker(SectionRun):
         for with_reset, without in zip(rows[1:4], rows[4:7]):
             self.assertLessEqual(with_reset["deviation"], without["deviation"] + 1e-12)
 
+    def test_recurrent_model_gets_a_zero_state_row(self):
+        # recurrent_rg counts its frames in its state: carried, its masks drift from frame to
+        # frame; restarted from zero on every frame (the extra row), they do not.
+        rec = os.path.join(os.environ.get("UNETSEG_TEST_MODELS", ""), "recurrent_rg.onnx")
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "f.json")
+            r = bench("--model", rec, "--sections", "flicker", "--flicker-clips",
+                      os.path.join(SHARED, "media", "asl", "thanks.mkv"), "--flicker-frames", "4",
+                      "--flicker-size", "64x48", "--json", out)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("restarts it from zero on every frame", r.stdout)
+            with open(out) as f:
+                rows = json.load(f)["flicker"]["rows"]
+        self.assertEqual([bool(row["zero_state"]) for row in rows], [False] * 7 + [True])
+        self.assertGreater(rows[0]["flicker"], 0.01, "the count shows in every carried mask")
+        self.assertLess(rows[-1]["flicker"], rows[0]["flicker"])
+        self.assertGreater(rows[-1]["deviation"], 0)
+
     def test_bad_clip(self):
         r = bench("--model", MODEL, "--sections", "flicker", "--flicker-clips",
                   "/nonexistent/clip.mkv")

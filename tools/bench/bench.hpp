@@ -205,6 +205,7 @@ constexpr int kMaxLag = 15;
 struct FlickerRow {
   double factor = 0;
   bool reset = false;
+  bool zero_state = false;  // a recurrent model run from zero state on every frame (as on stills)
   double change_sum = 0, hard_change_sum = 0;  // over consecutive pairs
   long pairs = 0;
   double deviation_sum = 0;  // |alpha_t - raw_t|, over frames

@@ -147,6 +147,15 @@ FlickerResult bench_flicker(const std::shared_ptr<unetseg::Segmenter>& seg, cons
     r.rows[1 + i].factor = r.rows[1 + factors + i].factor = kFlickerFactors[i];
     r.rows[1 + i].reset = true;
   }
+  // A recurrent model: one more row, the same network with its state zeroed before every frame
+  // (a second copy of it, so that the first keeps its state), to show what the state brings.
+  std::shared_ptr<unetseg::Segmenter> zero;
+  if (seg->recurrent()) {
+    zero = std::make_shared<unetseg::Segmenter>(seg->model_path(), seg->spec(),
+                                                seg->active_backend());
+    r.rows.emplace_back();
+    r.rows.back().zero_state = true;
+  }
   std::vector<unetseg::VideoSegmenter::Options> options(r.rows.size(), opt.frame);
   for (std::size_t i = 0; i < r.rows.size(); ++i) {
     options[i].mask.soft = true;
@@ -154,7 +163,7 @@ FlickerResult bench_flicker(const std::shared_ptr<unetseg::Segmenter>& seg, cons
     options[i].smoothing_reset = r.rows[i].reset ? r.threshold : 256.0;
     r.rows[i].video = std::make_shared<unetseg::VideoSegmenter>(seg);
   }
-  unetseg::SegmentResult inferred;
+  unetseg::SegmentResult inferred, inferred_from_zero;
   cv::Mat thumbnail;
   std::vector<cv::Mat> raw_history(kMaxLag + 1);  // raw alpha of frame t at t % (kMaxLag + 1)
   for (const fs::path& clip : flicker_clips(opt)) {
@@ -170,11 +179,16 @@ FlickerResult bench_flicker(const std::shared_ptr<unetseg::Segmenter>& seg, cons
       const auto t0 = Clock::now();
       unetseg::frame_thumbnail(view, seg->output_size(), thumbnail);
       inferred.assign(seg->run(view), thumbnail, t, seg->last_times());
+      if (zero) {
+        zero->reset_state();
+        inferred_from_zero.assign(zero->run(view), thumbnail, t, zero->last_times());
+      }
       const cv::Size frame_size(view.width, view.height);
       if (r.size.empty()) r.size = frame_size;
       std::vector<const cv::Mat*> alpha(r.rows.size());
       for (std::size_t i = 0; i < r.rows.size(); ++i)
-        alpha[i] = &r.rows[i].video->process_inferred(view, inferred, options[i]).alpha;
+        alpha[i] = &r.rows[i].video->process_inferred(
+            view, r.rows[i].zero_state ? inferred_from_zero : inferred, options[i]).alpha;
       r.ms.push_back(ms_since(t0));
       alpha[0]->copyTo(raw_history[t % (kMaxLag + 1)]);
       for (std::size_t i = 0; i < r.rows.size(); ++i) {
@@ -214,6 +228,9 @@ void print_flicker(const FlickerResult& r, const unetseg::Segmenter& seg) {
               "alpha >= 128 flips; lag: mean |alpha_t - raw_t| and the k minimising\n"
               "mean |alpha_t - raw_t-k| (raw: factor 0)\n",
               r.threshold);
+  if (r.rows.back().zero_state)
+    std::printf("recurrent model: raw and smoothed rows carry its state from frame to frame; the "
+                "row 'zero' restarts it from zero on every frame\n");
   std::printf("%-7s %-6s %-18s %-10s %-10s %-14s %-10s\n", "factor", "reset", "flicker", "vs raw",
               "hard %", "|s - raw| %", "lag frames");
   const double raw = r.rows[0].flicker();
@@ -221,7 +238,7 @@ void print_flicker(const FlickerResult& r, const unetseg::Segmenter& seg) {
     char flicker[32];
     std::snprintf(flicker, sizeof flicker, "%.5f (%.3f%%)", row.flicker(), 100 * row.flicker());
     std::printf("%-7.2g %-6s %-18s %-10.3f %-10.3f %-14.3f %-10d\n", row.factor,
-                row.factor == 0 ? "-" : row.reset ? "yes" : "no", flicker,
+                row.zero_state ? "zero" : row.factor == 0 ? "-" : row.reset ? "yes" : "no", flicker,
                 raw > 0 ? row.flicker() / raw : 0.0, 100 * row.hard_flicker(),
                 100 * row.deviation(), row.lag());
   }

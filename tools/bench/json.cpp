@@ -73,6 +73,7 @@ void write_flicker(cv::FileStorage& fs, const FlickerResult& flicker) {
     std::vector<double> lag_error;
     for (int k = 0; k <= kMaxLag; ++k) lag_error.push_back(row.lag_error(k));
     fs << "{" << "factor" << row.factor << "reset" << (row.factor > 0 && row.reset)
+       << "zero_state" << row.zero_state
        << "flicker" << row.flicker() << "hard_flicker" << row.hard_flicker()
        << "deviation" << row.deviation() << "lag" << row.lag() << "lag_error" << lag_error
        << "pairs" << static_cast<int>(row.pairs) << "}";
