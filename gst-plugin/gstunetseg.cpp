@@ -289,8 +289,12 @@ open_stream (GstUnetseg * self)
   }
 
   const unetseg::ModelSpec & spec = seg->spec ();
-  if (!seg->backend_note ().empty ())
-    /* backend=auto fell back to the CPU: the user may have expected a GPU, so say why. */
+  /* backend=auto fell back to the CPU. With an OpenCV built without CUDA (stock distributions)
+   * that is the normal case: said at INFO. With an OpenCV that has CUDA the user may have
+   * expected the GPU: a WARNING says why not (no driver, no device, a failed first forward). */
+  if (!seg->backend_note ().empty () && !unetseg::opencv_has_cuda ())
+    GST_INFO_OBJECT (self, "%s", seg->backend_note ().c_str ());
+  else if (!seg->backend_note ().empty ())
     GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("%s", seg->backend_note ().c_str ()),
         ("backend=auto runs model %s on the CPU", model.c_str ()));
   GST_INFO_OBJECT (self, "model %s (%s): input %dx%d %s, output %dx%dx%d %s, backend %s",
