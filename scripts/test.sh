@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds unetseg and runs every test: library units, the mask meta (C and Python), the element
-# in GstHarness, bad input, a real clip through a real model, the tools. Installs what it needs
-# first. It does all of it against each OpenCV unetseg supports (scripts/build.sh):
+# in GstHarness, bad input, a real clip through a real model, the tools, and a `meson install`
+# of the build used alone (tests/install). Installs what it needs first. It does all of it
+# against each OpenCV unetseg supports (scripts/build.sh):
 #
 #   build/                 Debian's OpenCV 4.6 (the zero-setup default)
 #   build-opencv4.10/      OpenCV 4.10 built by scripts/build-opencv.sh into the cache (with the
@@ -11,6 +12,10 @@
 # usage: scripts/test.sh [SUITE ...]
 #   SUITE                  only the meson suites named (see `meson test -C build --list`)
 #   UNETSEG_OPENCV=both    both builds (the default), =system or =4.10 only one
+#   UNETSEG_HARDENING=1    then the hardening checks too: scripts/test-hardening.sh (an ASan +
+#                          UBSan build of the lib, meta and element suites, and the fuzz targets;
+#                          about 5 minutes more). The default when CI=true (.ci/run); =0 never.
+#                          Not with SUITE arguments. scripts/test-hardening.sh runs them alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,11 +66,19 @@ for flavour in "${flavours[@]}"; do
   counts+=("$(count "$dir" "$dir")")
 done
 
+hardening_log=""
+if [ "${UNETSEG_HARDENING:-$([ "${CI:-}" = true ] && echo 1 || echo 0)}" = 1 ] && [ $# -eq 0 ]; then
+  hardening_log=$(mktemp)
+  trap 'rm -f "$hardening_log"' EXIT
+  scripts/test-hardening.sh 2>&1 | tee "$hardening_log" || status=1
+fi
+
 total_passed=0 total_failed=0 total_skipped=0
 for line in "${counts[@]}"; do
   read -r p f s d <<<"$line"
   echo "unetseg ($d): $p passed, $f failed$([ "$s" -gt 0 ] && echo ", $s skipped")"
   total_passed=$((total_passed + p)) total_failed=$((total_failed + f)) total_skipped=$((total_skipped + s))
 done
+[ -z "$hardening_log" ] || grep '^unetseg hardening' "$hardening_log" || true
 echo "unetseg: $total_passed passed, $total_failed failed$([ "$total_skipped" -gt 0 ] && echo ", $total_skipped skipped")"
 exit $status
