@@ -4,16 +4,15 @@
  *
  * PIPELINE is gst-launch-1.0 syntax ending in "appsink name=sink"; the default is
  *   videotestsrc num-buffers=5 ! videoconvert ! unetseg model=MODEL mode=none ! appsink name=sink
- * with MODEL from $UNETSEG_MODEL, else sinet as scripts/fetch-model.sh caches it.
+ * with MODEL from $UNETSEG_MODEL, else sinet as `unetseg-models fetch sinet` caches it.
  * For each frame it prints the mask meta and the "foreground" region-of-interest meta.
  *
  * Build: cc read_mask.c $(pkg-config --cflags --libs gstunetsegmeta-1.0 gstreamer-app-1.0)
  */
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
+#include <gst/unetseg/gstunetsegmeta.h>
 #include <gst/video/video.h>
-
-#include "gstunetsegmeta.h"
 
 /* Mean foreground of the mask: mean alpha / 255 for a foreground mask, the share of pixels
  * that are not background (id 0) for a semantic one. */

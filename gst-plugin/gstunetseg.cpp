@@ -690,6 +690,9 @@ plugin_init (GstPlugin * plugin)
   return GST_ELEMENT_REGISTER (unetseg, plugin);
 }
 
+/* "LGPL" is how GStreamer spells the project's LGPL-2.1-or-later (it refuses any name outside
+ * its short list); the package name and origin come from meson (-Dpackage-name,
+ * -Dpackage-origin, as in GStreamer's own modules). */
 GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, unetseg,
     "U-Net-family segmentation (U-Net, U2-Net, ISNet) through OpenCV DNN",
-    plugin_init, VERSION, "LGPL", "unetseg", "unetseg")
+    plugin_init, VERSION, "LGPL", GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)

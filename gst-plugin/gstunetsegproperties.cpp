@@ -155,7 +155,7 @@ gst_unetseg_install_properties (GObjectClass * k)
 
   string_property (k, PROP_MODEL, "model", "Model",
       "Path to an ONNX model with its JSON sidecar (same name, .json) beside it, or the "
-      "name of a catalog model fetched with scripts/fetch-model.sh (e.g. sinet)", kAtStart,
+      "name of a catalog model fetched with `unetseg-models fetch NAME` (e.g. sinet)", kAtStart,
       [](S & s) -> std::string & { return s.model; });
   enum_property < unetseg::Backend > (k, PROP_BACKEND, "backend", "Backend",
       "Where the model runs", GST_TYPE_UNETSEG_BACKEND, kAtStart,

@@ -10,7 +10,8 @@ NAME.json beside it (where the element's model=NAME looks) and NAME.stamp (what 
 Downloads are kept in .../unetseg/downloads, so preparing another size downloads nothing.
 
 Sources: the mirror directory first ($UNETSEG_MODEL_MIRROR, else ../shared/models beside the
-repository when it exists), then the public source (`npm pack` for npm packages, HTTPS for
+repository when it exists; an installed unetseg-models uses only $UNETSEG_MODEL_MIRROR), then
+the public source (`npm pack` for npm packages, HTTPS for
 URLs). Every download is checked against the catalog's sha256 before it is used, and files enter
 the cache only complete and verified (a temp file renamed into place), so an interrupted or
 failed fetch leaves nothing half-written. A model already prepared from the same source with

@@ -16,7 +16,8 @@ milliseconds for both. Progress goes to stderr.
 
 usage: bench_peer.py --arch u2netp --onnx OUT.onnx --image IMG --frame WxH [--size 320]
                      [--frames 10] [--threads N]
-with PYTHONPATH=models (the source tree's, where the unetseg_models package lies).
+with PYTHONPATH=models (the source tree's, where the unetseg_models package lies; installed,
+PREFIX/share/unetseg, where meson puts this script beside the package).
 """
 
 import argparse

@@ -243,7 +243,7 @@ bool ModelFlags::parse(Args& args) {
 }
 
 std::string ModelFlags::usage() const {
-  return "  --model M          a catalog model's name (fetched with scripts/fetch-model.sh NAME)\n"
+  return "  --model M          a catalog model's name (fetched with unetseg-models fetch NAME)\n"
          "                     or an .onnx file with its sidecar (.json) beside it" +
          (model.empty() ? std::string(" (required)") : " (default " + model + ")") +
          "\n  --backend B        auto, cpu, cuda or cuda-fp16 (default " +

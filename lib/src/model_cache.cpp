@@ -2,9 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <vector>
 
 #include "unetseg/error.hpp"
+#include "unetseg/install_paths.hpp"
 
 namespace unetseg {
 
@@ -32,11 +35,22 @@ bool is_catalog_name(const std::string& model) {
 std::string resolve_model(const std::string& model) {
   if (!is_catalog_name(model)) return model;
   const std::string cached = model_cache_dir() + "/" + model + ".onnx";
-  if (access(cached.c_str(), R_OK) != 0)
-    throw Error("model '" + model + "' is a catalog name, but it is not in the cache (" + cached +
-                "): fetch it with `scripts/fetch-model.sh " + model +
-                "` from the unetseg source tree, or give the path of an .onnx file");
-  return cached;
+  if (access(cached.c_str(), R_OK) == 0) return cached;  // fetched, or put there by hand
+  const std::string fetch = "fetch it with `unetseg-models fetch " + model +
+                            "` (in a source tree: `scripts/fetch-model.sh " + model + "`)";
+  const std::string catalog = catalog_path();
+  const std::vector<std::string> names = catalog_names(catalog);  // none without a catalog
+  if (names.empty())  // no catalog to tell a known name from a typo
+    throw Error("model '" + model + "' is not in the cache (" + cached + "): if it is a catalog "
+                "name, " + fetch + "; or give the path of an .onnx file");
+  if (std::find(names.begin(), names.end(), model) == names.end()) {
+    std::string known;
+    for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+    throw Error("model '" + model + "' is not in the catalog (" + catalog + "): known models are " +
+                known + "; or give the path of an .onnx file");
+  }
+  throw Error("model '" + model + "' is in the catalog but not fetched yet (no " + cached + "): " +
+              fetch + ", or give the path of an .onnx file");
 }
 
 }  // namespace unetseg

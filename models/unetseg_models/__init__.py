@@ -19,6 +19,9 @@ fetcher, and the U-Net family in PyTorch with its exporter.
 The command lines are models/prepare.py, models/fetch.py (scripts/fetch-model.sh),
 models/convert_tfjs.py and models/export.py; they find this package beside them. Anything else
 imports it with PYTHONPATH=models (tests/meson.build sets it for the tests that do).
+cli.py is `unetseg-models` (list, fetch, path, verify): meson installs this package and the
+catalog into PREFIX/share/unetseg, and a launcher in PREFIX/bin that runs cli.py with
+PYTHONPATH set to that directory.
 """
 
 

@@ -4,7 +4,11 @@ the cache whole: files enter it only complete and verified (a temp file renamed 
 The cache is ${XDG_CACHE_HOME:-$HOME/.cache}/unetseg: models/NAME.onnx with its sidecar NAME.json
 beside it (where the element's model=NAME looks) and NAME.stamp (what produced it); downloads/
 keeps what was downloaded, so preparing another size downloads nothing. The mirror directory is
-$UNETSEG_MODEL_MIRROR, else ../shared/models beside the repository when it exists.
+$UNETSEG_MODEL_MIRROR, else (in a source tree only) ../shared/models beside the repository when
+it exists.
+
+The catalog is catalog.toml beside this package: models/catalog.toml in a source tree,
+PREFIX/share/unetseg/catalog.toml in an installed copy (meson installs the package there too).
 """
 
 import hashlib
@@ -17,7 +21,7 @@ import tomllib
 from . import PrepareError
 from .rewrites import parse_step
 
-MODELS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # models/
+MODELS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # models/, or the data dir
 REPO = os.path.dirname(MODELS_DIR)
 CATALOG = os.path.join(MODELS_DIR, "catalog.toml")
 
@@ -116,14 +120,32 @@ def sidecar_text(sidecar):
 # The cache and its files
 
 def cache_root():
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "unetseg")
+    """The cache the element reads (lib/src/model_cache.cpp), by the same rules: a relative
+    XDG_CACHE_HOME is ignored, as the XDG spec says, and there is no fallback to a shared
+    directory such as /tmp."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if xdg.startswith("/"):
+        return os.path.join(xdg, "unetseg")
+    home = os.environ.get("HOME", "")
+    if home.startswith("/"):
+        return os.path.join(home, ".cache", "unetseg")
+    raise FetchError("no model cache: neither XDG_CACHE_HOME nor HOME is set to an absolute path")
+
+
+def in_source_tree():
+    """True when this package runs from a unetseg source tree (models/ of it), not from an
+    installed copy (PREFIX/share/unetseg)."""
+    return os.path.isfile(os.path.join(REPO, "scripts", "fetch-model.sh"))
 
 
 def mirror_dir():
+    """$UNETSEG_MODEL_MIRROR; in a source tree, else ../shared/models beside it when it exists.
+    An installed copy uses a mirror only when told."""
     env = os.environ.get("UNETSEG_MODEL_MIRROR")
     if env:
         return env
+    if not in_source_tree():
+        return None
     default = os.path.join(REPO, "..", "shared", "models")
     return os.path.realpath(default) if os.path.isdir(default) else None
 

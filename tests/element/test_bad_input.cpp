@@ -159,15 +159,21 @@ INSTANTIATE_TEST_SUITE_P(Frames, OddSizes,
                          ::testing::Values(std::make_pair(1, 1), std::make_pair(2, 1), std::make_pair(33, 17),
                                            std::make_pair(17, 301), std::make_pair(1921, 3)));
 
-// model=NAME means a catalog model in the cache; a missing one says how to fetch it.
+// model=NAME means a model in the cache; a catalog one not fetched says how to fetch it, an
+// unknown name lists the catalog.
 TEST(CatalogName, CachedModelRunsMissingOneSaysHowToFetchIt) {
   TempDir cache;
   const char* old = std::getenv("XDG_CACHE_HOME");
   const std::string saved = old ? old : "";
   setenv("XDG_CACHE_HOME", cache.path().c_str(), 1);
 
-  expect_refused("model=portrait-unet", {"scripts/fetch-model.sh portrait-unet",
+  expect_refused("model=portrait-unet", {"'portrait-unet' is in the catalog but not fetched yet",
+                                         "`unetseg-models fetch portrait-unet`",
                                          cache.file("unetseg/models/portrait-unet.onnx")});
+  // A typo lists the catalog's names (the source tree's: the plugin runs from the build tree).
+  expect_refused("model=sinnet", {"'sinnet' is not in the catalog (" +
+                                      source_path("models/catalog.toml") + "): known models are ",
+                                  "portrait-unet", "sinet"});
 
   ASSERT_EQ(std::system(("mkdir -p '" + cache.file("unetseg/models") + "'").c_str()), 0);
   TempDir models;

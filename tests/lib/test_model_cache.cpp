@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <vector>
 
 #include "test_paths.hpp"
 #include "unetseg/error.hpp"
+#include "unetseg/install_paths.hpp"
 #include "unetseg/model_cache.hpp"
 
 using namespace unetseg;
@@ -57,12 +60,80 @@ TEST(ModelCache, ResolvesCachedNamesAndSaysHowToFetchMissingOnes) {
     FAIL() << "a name not in the cache must throw";
   } catch (const Error& e) {
     const std::string msg = e.what();
-    EXPECT_NE(msg.find("scripts/fetch-model.sh portrait-unet"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("'portrait-unet' is in the catalog but not fetched yet"), std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("`unetseg-models fetch portrait-unet`"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("`scripts/fetch-model.sh portrait-unet`"), std::string::npos) << msg;
     EXPECT_NE(msg.find(dir.path() + "/unetseg/models/portrait-unet.onnx"), std::string::npos) << msg;
   }
   ASSERT_EQ(std::system(("mkdir -p '" + dir.path() + "/unetseg/models' && touch '" + dir.path() +
                          "/unetseg/models/portrait-unet.onnx'").c_str()), 0);
   EXPECT_EQ(resolve_model("portrait-unet"), dir.path() + "/unetseg/models/portrait-unet.onnx");
+  // A model put in the cache by hand is found by its name, catalog or not.
+  ASSERT_EQ(std::system(("touch '" + dir.path() + "/unetseg/models/mine.onnx'").c_str()), 0);
+  EXPECT_EQ(resolve_model("mine"), dir.path() + "/unetseg/models/mine.onnx");
+}
+
+// A typo is not "not fetched yet": the error lists the catalog's names, and offers no fetch.
+TEST(ModelCache, UnknownNameListsTheCatalog) {
+  unetseg_test::TempDir dir;
+  ScopedEnv xdg("XDG_CACHE_HOME", dir.path());
+  try {
+    resolve_model("portrait-unte");
+    FAIL() << "an unknown name must throw";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("'portrait-unte' is not in the catalog (" +
+                       unetseg_test::source_path("models/catalog.toml") + "): known models are "),
+              std::string::npos) << msg;
+    for (const char* name : {"isnet-320", "portrait-unet", "sinet", "selfie"})
+      EXPECT_NE(msg.find(name), std::string::npos) << name << " missing in: " << msg;
+    EXPECT_EQ(msg.find("fetch"), std::string::npos) << msg;
+  }
+}
+
+// From the build tree the catalog is the source tree's; installed it is DATA_DIR/catalog.toml
+// (tests/install/test_install.sh checks that side).
+TEST(ModelCache, CatalogOfTheBuildTree) {
+  EXPECT_TRUE(running_from_build_tree());
+  EXPECT_EQ(catalog_path(), unetseg_test::source_path("models/catalog.toml"));
+  const std::vector<std::string> names = catalog_names(catalog_path());
+  ASSERT_GE(names.size(), 5u);
+  EXPECT_EQ(names.front(), "isnet-320");
+  for (const char* name : {"sinet", "portrait-unet", "rvm"})
+    EXPECT_NE(std::find(names.begin(), names.end(), name), names.end()) << name;
+  // The sidecars' own `name` keys ([model.sidecar], [model.sidecar.input]) are not models.
+  for (const char* not_a_model : {"input_1", "activation_10", "src", "pha"})
+    EXPECT_EQ(std::find(names.begin(), names.end(), not_a_model), names.end()) << not_a_model;
+}
+
+// Only the `name = "..."` lines of [[model]] tables count, however the TOML is spaced.
+TEST(ModelCache, CatalogNamesReadsOnlyModelTables) {
+  unetseg_test::TempDir dir;
+  unetseg_test::write_file(dir.file("c.toml"), R"(# name = "comment"
+format = 1
+name = "top-level"
+[[model]]
+name = "a"   # trailing comment
+namespace = "not-a-name"
+[model.sidecar]
+name = "sidecar-name"
+[model.sidecar.input]
+name = "input"
+[[ model ]]
+  name='b'
+[[model]]  # with a comment
+name="c"
+[other]
+name = "other"
+[[model]]
+description = "no name"
+[[model]]
+name = "a"
+name = ""
+)");
+  EXPECT_EQ(catalog_names(dir.file("c.toml")), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_TRUE(catalog_names(dir.file("absent.toml")).empty());
 }
 
 // Without an absolute XDG_CACHE_HOME or HOME there is no cache: never /tmp, where another user

@@ -274,7 +274,7 @@ class BadUsage(unittest.TestCase):
         r = subprocess.run([BENCH, "--model", "sinet", "--sections", "library"],
                            capture_output=True, text=True, env=env, timeout=60)
         self.assertEqual(r.returncode, 1)
-        self.assertIn("scripts/fetch-model.sh sinet", r.stderr)
+        self.assertIn("unetseg-models fetch sinet", r.stderr)
 
     def test_no_photos(self):
         with tempfile.TemporaryDirectory() as empty:

@@ -91,6 +91,13 @@ struct Options {
 
 fs::path source_root();  // $UNETSEG_SOURCE_ROOT, else the tree it was built from
 fs::path shared_dir();   // $UNETSEG_SHARED, else ../shared beside the source tree
+// The peer's script and the PYTHONPATH holding the unetseg_models package it imports: from
+// $UNETSEG_SOURCE_ROOT or, run from the build tree, the source tree (tools/bench_peer.py,
+// models/); installed, PREFIX/share/unetseg (bench_peer.py, and the package beside it).
+struct PeerFiles {
+  fs::path script, python_path;
+};
+PeerFiles peer_files();
 std::string cpu_model();
 double resident_mib();
 

@@ -12,6 +12,7 @@
 
 #include "bench.hpp"
 #include "unetseg/error.hpp"
+#include "unetseg/install_paths.hpp"
 
 namespace bench {
 
@@ -75,6 +76,14 @@ fs::path shared_dir() {
   return env && *env ? fs::path(env) : source_root() / ".." / "shared";
 }
 
+PeerFiles peer_files() {
+  const char* env = std::getenv("UNETSEG_SOURCE_ROOT");
+  if ((env && *env) || unetseg::running_from_build_tree())
+    return {source_root() / "tools" / "bench_peer.py", source_root() / "models"};
+  const fs::path data = unetseg::data_dir();
+  return {data / "bench_peer.py", data};
+}
+
 std::string cpu_model() {
   std::ifstream in("/proc/cpuinfo");
   for (std::string line; std::getline(in, line);)
@@ -112,7 +121,8 @@ Photos load_photos(const fs::path& dir, int count) {
   }
   if (photos.rgba.empty())
     throw unetseg::Error("no readable photos (*.jpg, *.png) in " + dir.string() +
-                         ": give --images DIR");
+                         ": give --images DIR (or set UNETSEG_SHARED to the directory holding "
+                         "data/person-dev)");
   return photos;
 }
 
@@ -211,7 +221,11 @@ bool find_element() {
     gst_object_unref(f);
     return true;
   }
-  gst_registry_scan_path(gst_registry_get(), UNETSEG_PLUGIN_BUILD_DIR);
+  // Not in GStreamer's path: the plugin built beside this tool, or installed beside it.
+  const std::string dir = unetseg::running_from_build_tree()
+                              ? std::string(UNETSEG_PLUGIN_BUILD_DIR)
+                              : unetseg::installed_dir(UNETSEG_PLUGIN_INSTALL_DIR);
+  gst_registry_scan_path(gst_registry_get(), dir.c_str());
   GstElementFactory* f = gst_element_factory_find("unetseg");
   if (f) gst_object_unref(f);
   return f != nullptr;

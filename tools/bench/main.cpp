@@ -201,7 +201,9 @@ int run(const Options& opt) {
     const fs::path clip =
         opt.clip.empty() ? shared_dir() / "media" / "people-walking.mp4" : fs::path(opt.clip);
     if (!fs::is_regular_file(clip))
-      throw unetseg::Error("no clip at " + clip.string() + ": give --clip FILE");
+      throw unetseg::Error("no clip at " + clip.string() +
+                           ": give --clip FILE (or set UNETSEG_SHARED to the directory holding "
+                           "media/people-walking.mp4)");
     for (const auto& size : opt.sizes) {
       std::fprintf(stderr, "unetseg-bench: element %s ...\n", size.name.c_str());
       element.push_back(bench_element(*seg, size, clip, photos, opt));

@@ -25,6 +25,12 @@ std::vector<double> read_numbers(const cv::FileNode& node) {
 PeerResult bench_peer(const std::vector<cv::Mat>& photos, const fs::path& photo_file,
                       const Options& opt) {
   PeerResult r;
+  const PeerFiles files = peer_files();
+  const std::string script = files.script.string();
+  if (!fs::is_regular_file(files.script))
+    throw unetseg::Error("the peer section needs " + script + " and the unetseg_models package "
+                         "beside it: install unetseg (meson install), or set "
+                         "UNETSEG_SOURCE_ROOT to a unetseg source tree");
   const fs::path dir = fs::temp_directory_path() /
                        ("unetseg-bench-" + std::to_string(static_cast<long>(getpid())));
   fs::create_directories(dir);
@@ -32,7 +38,6 @@ PeerResult bench_peer(const std::vector<cv::Mat>& photos, const fs::path& photo_
   const int threads = opt.threads > 0 ? opt.threads : cv::getNumThreads();
   const std::string frame_arg =
       std::to_string(opt.peer_frame.size.width) + "x" + std::to_string(opt.peer_frame.size.height);
-  const std::string script = (source_root() / "tools" / "bench_peer.py").string();
   std::vector<std::string> args{"/usr/bin/python3", script,
                                 "--arch",           opt.peer_arch,
                                 "--onnx",           onnx,
@@ -45,8 +50,7 @@ PeerResult bench_peer(const std::vector<cv::Mat>& photos, const fs::path& photo_
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   // The script imports the project's PyTorch models (the unetseg_models package in models/).
-  gchar** envp = g_environ_setenv(g_get_environ(), "PYTHONPATH",
-                                  (source_root() / "models").c_str(), TRUE);
+  gchar** envp = g_environ_setenv(g_get_environ(), "PYTHONPATH", files.python_path.c_str(), TRUE);
   gchar* out = nullptr;
   gint status = 0;
   GError* error = nullptr;
