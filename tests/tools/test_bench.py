@@ -119,6 +119,26 @@ class AllSections(SectionRun):
         self.assertTrue(all(s["mib"] > 0 for s in memory["rss_mib"]))
 
 
+
+class RecurrentModel(SectionRun):
+    """A recurrent model (state inputs beside the image) through the sections that also time a
+    bare forward: that forward must feed the state inputs too, or OpenCV refuses to run."""
+
+    @classmethod
+    def args(cls):
+        rec = os.path.join(os.environ.get("UNETSEG_TEST_MODELS", ""), "recurrent_rg.onnx")
+        return ("--model", rec, "--sizes", "96x64", "--frames", "2", "--warmup", "1",
+                "--sections", "library,element")
+
+    def test_bare_forward_timed(self):
+        self.assertEqual(self.report["model"]["name"], "recurrent_rg")
+        (library,) = self.report["library"]
+        self.assertEqual(len(library["bare_forward"]["all"]), 2)
+        self.assertGreater(library["bare_forward"]["median"], 0)
+        (element,) = self.report["element"]
+        self.assertEqual(element["frames"], 2)
+        self.assertGreater(element["bare_forward"]["median"], 0)
+
 class Flicker(SectionRun):
     """The flicker section on a few small frames of one real clip (no figure compared with a
     quality bar: only that every row is there and means what it says)."""

@@ -109,12 +109,17 @@ struct Photos {
 Photos load_photos(const fs::path& dir, int count);
 unetseg::FrameView view_of(cv::Mat& rgba);
 
-// A bare net.forward loop on the model, as a user of OpenCV DNN would write it.
+// A bare net.forward loop on the model, as a user of OpenCV DNN would write it: the blob into the
+// segmenter's image input and, for a recurrent model, zeros into each state input (a user's loop
+// would feed the states back; the forward costs the same either way), all outputs computed.
 struct BareForward {
   cv::dnn::Net net;
   cv::Mat blob;
+  std::string input;                                  // "" = OpenCV's first input
+  std::vector<std::pair<std::string, cv::Mat>> state;  // recurrent models: input name, zeros
+  std::vector<std::string> output_names;              // empty: the last layer's outputs
   std::vector<cv::Mat> outputs;
-  BareForward(const std::string& model_path, const cv::Mat& input_blob);
+  BareForward(const unetseg::Segmenter& seg, const cv::Mat& input_blob);
   void once();
   std::vector<double> times(int frames, Allocations* allocations);
 };

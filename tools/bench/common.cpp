@@ -13,6 +13,7 @@
 #include "bench.hpp"
 #include "unetseg/error.hpp"
 #include "unetseg/install_paths.hpp"
+#include "unetseg/model_file.hpp"
 
 namespace bench {
 
@@ -130,17 +131,40 @@ unetseg::FrameView view_of(cv::Mat& rgba) {
   return {rgba.data, rgba.cols, rgba.rows, rgba.step[0], unetseg::PixelLayout::RGBA};
 }
 
-BareForward::BareForward(const std::string& model_path, const cv::Mat& input_blob) {
-  net = cv::dnn::readNetFromONNX(model_path);
+BareForward::BareForward(const unetseg::Segmenter& seg, const cv::Mat& input_blob) {
+  net = cv::dnn::readNetFromONNX(seg.model_path());
   net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
   net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
   input_blob.copyTo(blob);
+  const unetseg::ModelSpec& spec = seg.spec();
+  if (spec.recurrent()) {
+    // The graph's own input shapes, as the Segmenter reads them (it has checked them at load).
+    const unetseg::OnnxGraph graph =
+        unetseg::read_onnx_graph(unetseg::read_model_file(seg.model_path()));
+    for (const unetseg::GraphValue& v : graph.inputs) {
+      const bool is_state = std::any_of(spec.state.begin(), spec.state.end(),
+                                        [&](const auto& p) { return p.input == v.name; });
+      if (!is_state) {
+        if (input.empty()) input = v.name;
+        continue;
+      }
+      std::vector<int> dims(v.dims.begin(), v.dims.end());
+      state.emplace_back(v.name, cv::Mat(static_cast<int>(dims.size()), dims.data(), CV_32F,
+                                         cv::Scalar(0)));
+    }
+    if (!spec.input_name.empty()) input = spec.input_name;
+    output_names = net.getUnconnectedOutLayersNames();
+  }
   once();
 }
 
 void BareForward::once() {
-  net.setInput(blob);
-  net.forward(outputs);
+  net.setInput(blob, input);
+  for (const auto& s : state) net.setInput(s.second, s.first);
+  if (output_names.empty())
+    net.forward(outputs);
+  else
+    net.forward(outputs, output_names);
 }
 
 std::vector<double> BareForward::times(int frames, Allocations* allocations) {

@@ -84,7 +84,7 @@ ElementResult bench_element(unetseg::Segmenter& seg, const NamedSize& size, cons
   cv::Mat blob;
   seg.preprocess(view_of(frame), blob);
   {
-    BareForward bare(seg.model_path(), blob);
+    BareForward bare(seg, blob);
     r.bare_forward_ms = bare.times(opt.frames, nullptr);
   }
   PipelineProbe probe;

@@ -165,7 +165,7 @@ LibraryResult bench_library(const std::shared_ptr<unetseg::Segmenter>& seg,
   // The same network without unetseg around it, right after, on the same input.
   cv::Mat blob;
   seg->preprocess(view, blob);
-  BareForward bare(seg->model_path(), blob);
+  BareForward bare(*seg, blob);
   r.bare_forward.ms = bare.times(opt.frames, &r.bare_forward.allocations);
   return r;
 }
