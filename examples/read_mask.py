@@ -5,9 +5,19 @@
 
 PIPELINE is gst-launch-1.0 syntax ending in "appsink name=sink"; the default is
     videotestsrc num-buffers=5 ! videoconvert ! unetseg model=MODEL mode=none ! appsink name=sink
-with MODEL from $UNETSEG_MODEL, else sinet as scripts/fetch-model.sh caches it.
+with MODEL from $UNETSEG_MODEL, else sinet as `unetseg-models fetch sinet` caches it.
 
-Needs Debian's python3-gi (the system python3) and the GstUnetseg-1.0 typelib. From a build tree:
+Needs Debian's python3-gi and python3-numpy (the system python3), the GstUnetseg-1.0 typelib and
+the gstunetseg module (python/ in the source tree, where this finds it by itself; installed by
+meson install beside python3's packages, see python/meson.build). Installed under
+/usr/local (after ldconfig), the loader finds the library by itself, but Debian 12's GI reads
+typelibs from /usr/lib only: GI_TYPELIB_PATH=/usr/local/LIBDIR/girepository-1.0, and
+GST_PLUGIN_PATH=/usr/local/LIBDIR/gstreamer-1.0 (LIBDIR is lib/x86_64-linux-gnu on Debian);
+installed in another PREFIX:
+    GST_PLUGIN_PATH=PREFIX/LIBDIR/gstreamer-1.0 GI_TYPELIB_PATH=PREFIX/LIBDIR/girepository-1.0 \\
+    LD_LIBRARY_PATH=PREFIX/LIBDIR PYTHONPATH=PREFIX/lib/python3.11/dist-packages \\
+    examples/read_mask.py
+From a build tree:
     GI_TYPELIB_PATH=build/gst-plugin/meta LD_LIBRARY_PATH=build/gst-plugin/meta \\
     GST_PLUGIN_PATH=build/gst-plugin examples/read_mask.py
 """
@@ -22,6 +32,12 @@ gi.require_version("GstVideo", "1.0")
 gi.require_version("GstUnetseg", "1.0")
 from gi.repository import GLib, Gst, GstApp, GstUnetseg, GstVideo  # noqa: E402
 
+try:
+    import gstunetseg  # the mask as a numpy array: installed beside python3's packages
+except ImportError:  # a source tree: python/ beside examples/
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+    import gstunetseg
+
 
 def time_str(t):
     """A GstClockTime as GST_TIME_FORMAT writes it."""
@@ -31,22 +47,13 @@ def time_str(t):
     return "%d:%02d:%02d.%09d" % (s // 3600, s // 60 % 60, s % 60, ns)
 
 
-def mean_foreground(meta):
+def mean_foreground(buffer, meta):
     """Mean alpha / 255 of a foreground mask; share of non-background pixels of a semantic one."""
-    vmeta = GstVideo.buffer_get_video_meta(meta.mask)
-    ok, info = meta.mask.map(Gst.MapFlags.READ)
-    if not ok:
-        return -1.0
-    try:
-        data, stride = info.data, vmeta.stride[0]
-        rows = [data[y * stride:y * stride + vmeta.width] for y in range(vmeta.height)]
-        if meta.type == GstUnetseg.MaskType.FOREGROUND:
-            total = sum(sum(row) for row in rows) / 255.0
-        else:
-            total = sum(len(row) - row.count(0) for row in rows)
-    finally:
-        meta.mask.unmap(info)
-    return total / (vmeta.width * vmeta.height)
+    mask = gstunetseg.mask_array(buffer)  # uint8 numpy array at the model's resolution
+    # gstunetseg.mask_array(buffer, size="frame") would give it stretched over the frame.
+    if meta.type == GstUnetseg.MaskType.FOREGROUND:
+        return float(mask.mean()) / 255.0
+    return float((mask != 0).mean())
 
 
 def print_frame(buffer):
@@ -61,7 +68,7 @@ def print_frame(buffer):
         time_str(meta.source_pts), meta.get_model(), vmeta.width, vmeta.height,
         meta.x, meta.y, meta.width, meta.height, meta.type.value_nick, labels)
     line += " inference %.1f ms mean-foreground %.3f" % (
-        meta.inference_time / 1e6, mean_foreground(meta))
+        meta.inference_time / 1e6, mean_foreground(buffer, meta))
     # The "foreground" region of interest: the mask's bounding box in frame pixels, absent when
     # the mask is empty. Python cannot walk a buffer's metas by type, so look it up by its id
     # (0, as gst_buffer_add_video_region_of_interest_meta() leaves it) and check its type.

@@ -1,7 +1,8 @@
 # Sourced by the pipelines in this folder; not run on its own. Finds the plugin in the build
 # folder, the model and the input clip, each overridable from the environment:
 #   UNETSEG_BUILD  build folder (default: build/ at the repository's root)
-#   MODEL          .onnx with its .json sidecar beside it (default: sinet, fetched once and cached)
+#   MODEL          .onnx with its .json sidecar beside it (default: the catalog's selfie, fetched
+#                  once and cached)
 #   INPUT          video file; the first argument wins over it (default: ../shared/media/asl/
 #                  again.mkv beside the repository, else Debian's opencv-doc Megamind.avi)
 #   UNETSEG_ARGS   more unetseg properties, e.g. UNETSEG_ARGS="blur-radius=41 soft-mask=true"
@@ -16,7 +17,7 @@ die() { printf '%s: error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
   die "no plugin in $build: build it first (scripts/demo.sh, or meson setup build && ninja -C build)"
 export GST_PLUGIN_PATH="$build/gst-plugin${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 
-MODEL=${MODEL:-$("$repo/scripts/fetch-model.sh" sinet)} || die "could not fetch the sinet model"
+MODEL=${MODEL:-$("$repo/scripts/fetch-model.sh" selfie)} || die "could not fetch the selfie model"
 
 INPUT=${1:-${INPUT:-}}
 if [ -z "$INPUT" ]; then

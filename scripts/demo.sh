@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs unetseg on a real clip, start to finish, on a fresh Debian 12 machine:
-# installs the packages (scripts/setup.sh), builds into build/, fetches the portrait U-Net (the
+# installs the packages (scripts/setup.sh), builds into build/, fetches MediaPipe Selfie (the
 # catalog model that serves live background removal on a CPU best: see the README's model
 # table) with scripts/fetch-model.sh, then removes the clip's background and writes
 #
@@ -13,7 +13,7 @@
 #   CLIP             a video file (default: ../shared/media/asl/again.mkv beside the repository,
 #                    else Megamind.avi from Debian's opencv-doc, installed if needed)
 #   --mode           what to do with the background (default blur)
-#   --model          a catalog model (scripts/fetch-model.sh --list; default portrait-unet)
+#   --model          a catalog model (scripts/fetch-model.sh --list; default selfie)
 #   PROPERTY=VALUE   more unetseg properties, e.g. background-color=0xff2060c0 blur-radius=41
 # Running it again rebuilds only what changed and overwrites out/.
 set -euo pipefail
@@ -27,7 +27,7 @@ usage() { sed -n '/^# usage:/,/^# Running/p' "$0" | sed 's/^# \{0,1\}//' >&2; }
 
 clip=""
 mode=blur
-model_name=portrait-unet
+model_name=selfie
 props=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -87,16 +87,19 @@ out="$repo/out"
 mkdir -p "$out"
 say "4/4 unetseg mode=$mode on $clip"
 # One decode feeds two unetseg instances with the same settings: the result, and the mask
-# (mode=mask) for the sheet.
+# (mode=mask) for the sheet. I420 before x264enc: from RGB it would pick 4:4:4 (High 4:4:4),
+# which browsers and most players cannot play.
 # Per-frame messages from the first one give the frame count and the model's time.
 export GST_PLUGIN_PATH="$build/gst-plugin${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 start=$(date +%s%N)
 if ! gst-launch-1.0 -m \
   filesrc location="$clip" ! decodebin ! videoconvert ! tee name=t \
   t. ! queue ! unetseg name=result model="$model" mode="$mode" post-messages=true "${props[@]}" \
-     ! videoconvert ! x264enc ! mp4mux ! filesink location="$out/demo.mp4" \
+     ! videoconvert ! video/x-raw,format=I420 ! x264enc ! mp4mux \
+     ! filesink location="$out/demo.mp4" \
   t. ! queue ! unetseg model="$model" "${props[@]}" mode=mask \
-     ! videoconvert ! x264enc ! mp4mux ! filesink location="$out/demo-mask.mp4" \
+     ! videoconvert ! video/x-raw,format=I420 ! x264enc ! mp4mux \
+     ! filesink location="$out/demo-mask.mp4" \
   >"$out/demo.log" 2>&1; then
   tail -n 5 "$out/demo.log" >&2
   die "the pipeline failed (whole log: $out/demo.log)"

@@ -21,6 +21,13 @@ packages=(
   python3-torch python3-skimage python3-pil
   # the mask meta's typelib (GstUnetseg-1.0) for Python; optional in meson
   gobject-introspection libgirepository1.0-dev
+  # the RTSP server example (examples/rtsp_server.py), and ffprobe/ffmpeg, which the tests of
+  # unetseg-remove, pipelines/ and the RTSP server read every output back with
+  gir1.2-gst-rtsp-server-1.0 ffmpeg
+  # the fuzz targets (tests/fuzz/run.sh, scripts/test-hardening.sh): clang with libFuzzer and the
+  # ASan/UBSan runtimes (libclang-rt), llvm-symbolizer (llvm-14) for readable stacks. The gcc
+  # ASan/UBSan build of the tests needs nothing more than g++ (libasan8, libubsan1).
+  clang-14 libclang-rt-14-dev llvm-14
 )
 
 missing=()
