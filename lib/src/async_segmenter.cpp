@@ -23,19 +23,15 @@ void SegmentResult::assign(const Prediction& prediction, const cv::Mat& thumb,
   tag = frame_tag;
   times = stage_times;
   non_finite = prediction.non_finite;
+  batch = 1;
 }
 
-AsyncSegmenter::AsyncSegmenter(Segmenter& segmenter)
-    : segmenter_(segmenter), thread_([this] { loop(); }) {}
-
-AsyncSegmenter::~AsyncSegmenter() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = true;
-  }
-  wake_.notify_all();
-  thread_.join();
+AsyncSegmenter::AsyncSegmenter(std::shared_ptr<ModelWorker> worker) : worker_(std::move(worker)) {
+  if (!worker_) throw Error("AsyncSegmenter: no model worker");
+  worker_->attach(this);
 }
+
+AsyncSegmenter::~AsyncSegmenter() { worker_->detach(this); }
 
 void AsyncSegmenter::throw_if_failed() const {
   if (!failure_.empty()) throw Error(failure_);
@@ -44,71 +40,40 @@ void AsyncSegmenter::throw_if_failed() const {
 bool AsyncSegmenter::submit(const FrameView& frame, std::int64_t tag, const cv::Mat& thumbnail,
                             bool restart_state) {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(worker_->mutex_);
     throw_if_failed();
   }
-  // The expensive part, outside the lock: the model thread keeps inferring meanwhile.
+  // The expensive part, outside the lock: the worker keeps inferring meanwhile.
   const auto t0 = Clock::now();
-  segmenter_.preprocess(frame, staging_.blob);
+  worker_->segmenter().preprocess(frame, resized_, staging_.blob);
   thumbnail.copyTo(staging_.thumbnail);
   staging_.tag = tag;
   staging_.preprocess_ms = ms_since(t0);
 
   bool replaced;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(worker_->mutex_);
     staging_.generation = generation_;
+    staging_.order = ++worker_->submitted_;
     staging_.restart_state = restart_state || (has_waiting_ && waiting_.restart_state);
     // A swap, not a copy: the replaced input's memory becomes the next staging area.
     std::swap(staging_, waiting_);
     replaced = has_waiting_;
     has_waiting_ = true;
   }
-  wake_.notify_one();
+  worker_->wake_.notify_one();
   return !replaced;
 }
 
-void AsyncSegmenter::loop() {
-  Input current;
-  SegmentResult result;
-  std::unique_lock<std::mutex> lock(mutex_);
-  for (;;) {
-    wake_.wait(lock, [this] { return stop_ || has_waiting_; });
-    if (stop_) break;
-    std::swap(current, waiting_);
-    has_waiting_ = false;
-    running_ = true;
-    const bool restart = current.restart_state || restart_pending_;
-    restart_pending_ = false;
-    lock.unlock();
-
-    // The forward, with no lock held: submit() and take_latest() go on meanwhile. The state of
-    // a recurrent model is touched only here, on this thread.
-    std::string failure;
-    try {
-      if (restart) segmenter_.reset_state();
-      const Prediction& p = segmenter_.infer(current.blob);
-      StageTimes times = segmenter_.last_times();
-      times.preprocess_ms = current.preprocess_ms;
-      result.assign(p, current.thumbnail, current.tag, times);
-    } catch (const std::exception& e) {
-      failure = std::string("inference failed: ") + e.what();
-    }
-
-    lock.lock();
-    running_ = false;
-    if (!failure.empty()) {
-      failure_ = failure;
-    } else if (current.generation == generation_) {
-      result.sequence = ++produced_;
-      std::swap(result, latest_);
-    }
-    if (!has_waiting_) idle_.notify_all();
-  }
+bool AsyncSegmenter::run(const FrameView& frame, std::int64_t tag, SegmentResult& out,
+                         const cv::Mat& thumbnail, bool restart_state) {
+  submit(frame, tag, thumbnail, restart_state);
+  wait_idle();
+  return take_latest(out);
 }
 
 bool AsyncSegmenter::take_latest(SegmentResult& out) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::mutex> lock(worker_->mutex_);
   throw_if_failed();
   // Sequences only grow (a flush empties latest_ but keeps counting), so "newer" is ">".
   if (latest_.sequence == 0 || latest_.sequence <= out.sequence) return false;
@@ -119,26 +84,29 @@ bool AsyncSegmenter::take_latest(SegmentResult& out) {
   out.sequence = latest_.sequence;
   out.times = latest_.times;
   out.non_finite = latest_.non_finite;
+  out.batch = latest_.batch;
   return true;
 }
 
 void AsyncSegmenter::flush() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  ++generation_;
-  has_waiting_ = false;
-  restart_pending_ = true;
-  latest_.sequence = 0;
-  latest_.tag = -1;
-  if (!running_) idle_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(worker_->mutex_);
+    ++generation_;
+    has_waiting_ = false;
+    restart_pending_ = true;
+    latest_.sequence = 0;
+    latest_.tag = -1;
+  }
+  worker_->done_.notify_all();
 }
 
 void AsyncSegmenter::wait_idle() {
-  std::unique_lock<std::mutex> lock(mutex_);
-  idle_.wait(lock, [this] { return !has_waiting_ && !running_; });
+  std::unique_lock<std::mutex> lock(worker_->mutex_);
+  worker_->done_.wait(lock, [this] { return (!has_waiting_ && !running_) || !failure_.empty(); });
 }
 
 bool AsyncSegmenter::busy() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::mutex> lock(worker_->mutex_);
   return has_waiting_ || running_;
 }
 

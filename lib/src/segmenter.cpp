@@ -168,6 +168,14 @@ void Segmenter::resolve_names(const std::vector<std::uint8_t>& bytes) {
         image = &v;
     if (image && !state_.empty()) input_name_ = image->name;  // else OpenCV's first input
   }
+  // How many frames one forward may take: what the graph fixes as its batch (a file prepared
+  // with models/prepare.py --batch N takes 1..N in OpenCV), any number where the batch is
+  // symbolic; one for a recurrent model, whose states belong to one stream.
+  if (!state_.empty() || !image || image->dims.empty())
+    max_batch_ = 1;
+  else
+    max_batch_ = image->dims[0] > 0 ? static_cast<int>(std::min<std::int64_t>(image->dims[0], kAnyBatch))
+                                    : kAnyBatch;
   // A graph that fixes its input size must be given frames of that size.
   if (image && image->dims.size() == 4 && image->dims[2] > 0 && image->dims[3] > 0 &&
       (image->dims[2] != spec_.input_height || image->dims[3] != spec_.input_width))
@@ -312,11 +320,15 @@ void Segmenter::check_outputs() {
 }
 
 void Segmenter::preprocess(const FrameView& frame, cv::Mat& blob) {
+  preprocess(frame, resized_, blob);
+}
+
+void Segmenter::preprocess(const FrameView& frame, cv::Mat& resized, cv::Mat& blob) const {
   if (!frame.data || frame.width <= 0 || frame.height <= 0 ||
       frame.stride < static_cast<std::size_t>(frame.width) * frame.bytes_per_pixel())
     throw Error("frame " + std::to_string(frame.width) + "x" + std::to_string(frame.height) +
                 " with stride " + std::to_string(frame.stride) + " has no pixels to segment");
-  unetseg::preprocess(frame, spec_, resized_, blob);
+  unetseg::preprocess(frame, spec_, resized, blob);
 }
 
 const Prediction& Segmenter::run(const FrameView& frame) {
@@ -335,23 +347,68 @@ const Prediction& Segmenter::infer(const cv::Mat& blob) {
   times_.forward_ms = ms_since(t0);
 
   t0 = Clock::now();
-  postprocess(outputs_[0]);
+  postprocess(outputs_[0].ptr<float>(), prediction_);
   times_.postprocess_ms = ms_since(t0);
   return prediction_;
 }
 
+void Segmenter::infer_batch(const std::vector<const cv::Mat*>& blobs, std::vector<Prediction>& out) {
+  const int n = static_cast<int>(blobs.size());
+  if (n == 0) return;
+  if (n > max_batch())
+    throw Error("model " + model_path_ + " takes at most " + std::to_string(max_batch()) +
+                " frame(s) per forward, got " + std::to_string(n));
+  // The batch in one reused buffer: grown to the largest batch seen, a header over its start.
+  const std::size_t item = blobs[0]->total();
+  for (const cv::Mat* b : blobs)
+    if (b->total() != item || b->type() != CV_32F || !b->isContinuous())
+      throw Error("model " + model_path_ + ": a batch needs blobs made by preprocess()");
+  if (batch_storage_.total() < item * n) batch_storage_.create(1, static_cast<int>(item * n), CV_32F);
+  for (int i = 0; i < n; ++i)
+    std::copy_n(blobs[i]->ptr<float>(), item, batch_storage_.ptr<float>() + item * i);
+  const int dims[4] = {n, 3, spec_.input_height, spec_.input_width};
+  const cv::Mat batch(4, dims, CV_32F, batch_storage_.ptr<float>());
+
+  times_ = StageTimes();
+  auto t0 = Clock::now();
+  forward(batch);
+  times_.forward_ms = ms_since(t0);
+  const cv::Mat& result = outputs_[0];
+  if (result.dims < 3 || result.size[0] != n)
+    throw Error("model " + model_path_ + " answered a batch of " + std::to_string(n) +
+                " frames with output shape " + shape_string(result) +
+                ": it cannot batch (prepare it with models/prepare.py --batch N)");
+  t0 = Clock::now();
+  if (out.size() < blobs.size()) out.resize(blobs.size());
+  const std::size_t per_item = result.total() / n;
+  for (int i = 0; i < n; ++i) postprocess(result.ptr<float>() + per_item * i, out[i]);
+  times_.postprocess_ms = ms_since(t0);
+}
+
+void Segmenter::swap_state(std::vector<cv::Mat>& values) {
+  if (values.size() != state_.size()) {  // a stream's first forward: from zeros
+    values.resize(state_.size());
+    for (std::size_t i = 0; i < state_.size(); ++i) {
+      values[i].create(state_[i].value.dims, state_[i].value.size.p, CV_32F);
+      values[i].setTo(0);
+    }
+  }
+  for (std::size_t i = 0; i < state_.size(); ++i) std::swap(values[i], state_[i].value);
+}
+
 // Where any channel of the output is NaN or infinite, into `bad` (CV_8UC1, 255 there); returns
 // how many such pixels. One cheap sum when all is well, the per-pixel scan only when not.
-static std::size_t non_finite_pixels(const cv::Mat& out, int channels, cv::Size size,
+static std::size_t non_finite_pixels(const float* out, int channels, cv::Size size,
                                      cv::Mat& bad) {
   // NaN and Inf reach the sum (a vectorised pass); finite values only when huge, and then the
   // scan below finds nothing.
-  const cv::Scalar total = cv::sum(out.reshape(1, 1));
+  const cv::Scalar total =
+      cv::sum(cv::Mat(1, channels * size.area(), CV_32F, const_cast<float*>(out)));
   if (std::isfinite(total[0])) return 0;
   const std::size_t plane = static_cast<std::size_t>(size.area());
   bad.create(size, CV_8UC1);
   std::uint8_t* b = bad.ptr<std::uint8_t>();
-  const float* v = out.ptr<float>();
+  const float* v = out;
   std::size_t count = 0;
   for (std::size_t i = 0; i < plane; ++i) {
     bool finite = true;
@@ -362,15 +419,13 @@ static std::size_t non_finite_pixels(const cv::Mat& out, int channels, cv::Size 
   return count;
 }
 
-void Segmenter::postprocess(const cv::Mat& out) {
+void Segmenter::postprocess(const float* out, Prediction& prediction) {
   const int rows = output_size_.height, cols = output_size_.width;
   const size_t plane = static_cast<size_t>(rows) * cols;
-  prediction_.non_finite = non_finite_pixels(out, output_channels_, output_size_, non_finite_);
+  prediction.non_finite = non_finite_pixels(out, output_channels_, output_size_, non_finite_);
   // A channel of the output as a 2-D header over the blob: no copy.
-  auto channel = [&](int c) {
-    return cv::Mat(rows, cols, CV_32F, const_cast<float*>(out.ptr<float>()) + c * plane);
-  };
-  cv::Mat& fg = prediction_.foreground;
+  auto channel = [&](int c) { return cv::Mat(rows, cols, CV_32F, const_cast<float*>(out) + c * plane); };
+  cv::Mat& fg = prediction.foreground;
 
   switch (spec_.output_kind) {
     case OutputKind::Probability:
@@ -390,13 +445,13 @@ void Segmenter::postprocess(const cv::Mat& out) {
       break;
     case OutputKind::ClassLogits: {
       const int classes = output_channels_;
-      prediction_.class_probabilities.resize(classes);
-      prediction_.class_map.create(rows, cols, CV_8U);
+      prediction.class_probabilities.resize(classes);
+      prediction.class_map.create(rows, cols, CV_8U);
       scratch_.create(rows, cols, CV_32F);
-      for (int c = 0; c < classes; ++c) prediction_.class_probabilities[c].create(rows, cols, CV_32F);
-      const float* logits = out.ptr<float>();
+      for (int c = 0; c < classes; ++c) prediction.class_probabilities[c].create(rows, cols, CV_32F);
+      const float* logits = out;
       float* sum = scratch_.ptr<float>();
-      uint8_t* best_class = prediction_.class_map.ptr<uint8_t>();
+      uint8_t* best_class = prediction.class_map.ptr<uint8_t>();
       // Softmax per pixel, stable against large logits: subtract the pixel's maximum first.
       for (size_t i = 0; i < plane; ++i) {
         int best = 0;
@@ -407,26 +462,26 @@ void Segmenter::postprocess(const cv::Mat& out) {
         float total = 0;
         for (int c = 0; c < classes; ++c) {
           const float e = std::exp(logits[c * plane + i] - top);
-          prediction_.class_probabilities[c].ptr<float>()[i] = e;
+          prediction.class_probabilities[c].ptr<float>()[i] = e;
           total += e;
         }
         sum[i] = total;
       }
       for (int c = 0; c < classes; ++c)
-        cv::divide(prediction_.class_probabilities[c], scratch_, prediction_.class_probabilities[c]);
-      cv::subtract(1.0, prediction_.class_probabilities[0], fg);
+        cv::divide(prediction.class_probabilities[c], scratch_, prediction.class_probabilities[c]);
+      cv::subtract(1.0, prediction.class_probabilities[0], fg);
       break;
     }
   }
 
   // NaN and Inf are background, whatever the kind made of them (cv::min/max would turn NaN into
   // 1: "everything is a person").
-  if (prediction_.non_finite > 0) {
+  if (prediction.non_finite > 0) {
     fg.setTo(0, non_finite_);
     if (spec_.multi_class()) {
-      prediction_.class_map.setTo(0, non_finite_);
+      prediction.class_map.setTo(0, non_finite_);
       for (int c = 0; c < output_channels_; ++c)
-        prediction_.class_probabilities[c].setTo(c == 0 ? 1.0 : 0.0, non_finite_);
+        prediction.class_probabilities[c].setTo(c == 0 ? 1.0 : 0.0, non_finite_);
     }
   }
 

@@ -10,17 +10,18 @@
 
 namespace unetseg {
 
-VideoSegmenter::VideoSegmenter(std::shared_ptr<Segmenter> segmenter, bool live)
-    : segmenter_(std::move(segmenter)) {
-  if (!segmenter_) throw Error("VideoSegmenter: no segmenter");
+VideoSegmenter::VideoSegmenter(std::shared_ptr<ModelWorker> worker, bool live) {
+  if (!worker) throw Error("VideoSegmenter: no model worker");
+  stream_ = std::make_unique<AsyncSegmenter>(std::move(worker));
   set_live(live);
 }
 
+VideoSegmenter::VideoSegmenter(std::shared_ptr<Segmenter> segmenter, bool live)
+    : VideoSegmenter(segmenter ? std::make_shared<ModelWorker>(std::move(segmenter)) : nullptr,
+                     live) {}
+
 void VideoSegmenter::set_live(bool live) {
-  if (live && !async_)
-    async_ = std::make_unique<AsyncSegmenter>(*segmenter_);
-  else if (!live)
-    async_.reset();
+  live_ = live;
   reset();
 }
 
@@ -45,7 +46,7 @@ void VideoSegmenter::check(const Options& o) {
 
 MaskOptions VideoSegmenter::mask_options(const Options& options) const {
   MaskOptions mask = options.mask;
-  const ModelSpec& spec = segmenter_->spec();
+  const ModelSpec& spec = segmenter().spec();
   mask.scaling = spec.mask_scaling;  // the model's sidecar decides, not a setting
   // A matte's soft edge is the point of a matting model (hair): compositing keeps it.
   if (spec.output_matte &&
@@ -57,7 +58,7 @@ MaskOptions VideoSegmenter::mask_options(const Options& options) const {
 // Always until there is a mask (unless live and the model already has a frame), then every
 // interval-th frame, stretched while downstream cannot keep up, unless the picture barely moved.
 bool VideoSegmenter::wants_inference(const Options& options, double qos_proportion) const {
-  if (!have_result_ && !(async_ && async_->busy())) return true;
+  if (!have_result_ && !(live_ && stream_->busy())) return true;
   int interval = std::max(1, options.interval);
   if (qos_proportion > 1.0)
     interval = std::max(interval, static_cast<int>(std::ceil(std::min(qos_proportion, 1e6))));
@@ -70,7 +71,7 @@ bool VideoSegmenter::wants_inference(const Options& options, double qos_proporti
 
 const FrameResult& VideoSegmenter::process(const FrameView& frame, std::int64_t tag,
                                            const Options& options, double qos_proportion) {
-  Segmenter& seg = *segmenter_;
+  Segmenter& seg = segmenter();
   const bool watch_cuts = seg.recurrent() && options.scene_cut > 0;
   const bool need_thumbnail = options.skip_threshold > 0 || options.smoothing > 0 || watch_cuts;
   if (need_thumbnail)
@@ -88,19 +89,14 @@ const FrameResult& VideoSegmenter::process(const FrameView& frame, std::int64_t 
                           mean_abs_difference(thumbnail_, submitted_thumbnail_) > options.scene_cut);
     restart_pending_ = false;
     if (need_thumbnail) thumbnail_.copyTo(submitted_thumbnail_);
-    if (async_) {
-      async_->submit(frame, tag, thumbnail_, restart);
-    } else {
-      if (restart) seg.reset_state();
-      const Prediction& p = seg.run(frame);
-      result_.assign(p, thumbnail_, tag, seg.last_times());
-      result_.sequence++;
-      fresh = true;
-    }
+    if (live_)
+      stream_->submit(frame, tag, thumbnail_, restart);
+    else
+      fresh = stream_->run(frame, tag, result_, thumbnail_, restart);
   } else {
     frames_since_submit_++;
   }
-  if (async_) fresh = async_->take_latest(result_);
+  if (live_) fresh = stream_->take_latest(result_);
   if (fresh) accept(options);
   out_.fresh = fresh;
   return finish(frame, options);
@@ -116,6 +112,7 @@ const FrameResult& VideoSegmenter::process_inferred(const FrameView& frame,
   result_.tag = inferred.tag;
   result_.times = inferred.times;
   result_.non_finite = inferred.non_finite;
+  result_.batch = inferred.batch;
   accept(options);
   out_.submitted = false;
   out_.fresh = true;
@@ -144,6 +141,7 @@ const FrameResult& VideoSegmenter::finish(const FrameView& frame, const Options&
     out_.alpha = cv::Mat();
     out_.stats = MaskStats();
     out_.times = StageTimes();
+    out_.batch = 1;
     out_.non_finite = 0;
     return out_;
   }
@@ -153,6 +151,7 @@ const FrameResult& VideoSegmenter::finish(const FrameView& frame, const Options&
   out_.model_mask = smoothed_;
   out_.class_map = result_.class_map;
   out_.times = result_.times;
+  out_.batch = result_.batch;
   out_.non_finite = result_.non_finite;
   return out_;
 }
@@ -167,7 +166,7 @@ bool VideoSegmenter::draw(const FrameView& frame, const Options& options) {
     compositor_.draw(frame, options.mode, no_foreground_, cv::Mat(), options.draw);
     return true;
   }
-  const bool classes = segmenter_->spec().multi_class() && options.mode == Mode::Overlay;
+  const bool classes = segmenter().spec().multi_class() && options.mode == Mode::Overlay;
   compositor_.draw(frame, options.mode, out_.alpha,
                    classes ? mask_filter_.upscale_classes(out_.class_map, size) : cv::Mat(),
                    options.draw);
@@ -175,8 +174,8 @@ bool VideoSegmenter::draw(const FrameView& frame, const Options& options) {
 }
 
 void VideoSegmenter::reset() {
-  if (async_) async_->flush();  // which restarts the recurrent state on the model's thread
-  restart_pending_ = !async_;
+  stream_->flush();  // which also restarts the recurrent state before the next forward
+  restart_pending_ = false;
   have_result_ = false;
   result_.tag = -1;
   smoother_.reset();
@@ -189,10 +188,10 @@ double VideoSegmenter::warm_up(cv::Size size, PixelLayout layout, const Options&
   const auto start = std::chrono::steady_clock::now();
   cv::Mat blank(size, CV_8UC(channel_offsets(layout).bytes_per_pixel), cv::Scalar::all(0));
   const FrameView view{blank.data, blank.cols, blank.rows, blank.step[0], layout};
-  cv::Mat blob;
-  segmenter_->preprocess(view, blob);
-  frame_thumbnail(view, segmenter_->output_size(), thumbnail_);
-  const cv::Mat nothing = cv::Mat::zeros(segmenter_->output_size(), CV_32FC1);
+  cv::Mat resized, blob;
+  segmenter().preprocess(view, resized, blob);
+  frame_thumbnail(view, segmenter().output_size(), thumbnail_);
+  const cv::Mat nothing = cv::Mat::zeros(segmenter().output_size(), CV_32FC1);
   const cv::Mat& alpha = mask_filter_.apply(nothing, view, mask_options(options));
   if (options.mode != Mode::None && Compositor::can_draw(options.mode, layout))
     compositor_.draw(view, options.mode, alpha, cv::Mat(), options.draw);

@@ -65,6 +65,9 @@ class Segmenter {
 
   // Fills `blob` (1x3xHxW float, reused) from the frame: stretch + colour order + normalise.
   void preprocess(const FrameView& frame, cv::Mat& blob);
+  // The same with the caller's scratch (`resized`, reused): any number of threads may call it
+  // at once, also while another infers (it reads only the spec).
+  void preprocess(const FrameView& frame, cv::Mat& resized, cv::Mat& blob) const;
   // The whole way from frame to prediction; the result is valid until the next run() or infer().
   const Prediction& run(const FrameView& frame);
   // The model's half of run(): forward and postprocess of a blob made by preprocess(). The two
@@ -76,6 +79,23 @@ class Segmenter {
   // a seek); the same threading rule as infer() applies.
   bool recurrent() const { return !state_.empty(); }
   void reset_state();
+  // Exchanges the recurrent state with `values` (headers only, no copy), so that one network
+  // can carry the memory of several streams, each keeping its own between forwards: swap a
+  // stream's values in, infer, swap them back out. Empty `values` (a stream's first forward)
+  // are made zeros of the states' shapes first. Nothing for other models.
+  void swap_state(std::vector<cv::Mat>& values);
+
+  // The most frames one forward can take: the batch the graph's image input fixes (a model
+  // prepared with models/prepare.py --batch N: OpenCV runs any 1..N on it), kAnyBatch where
+  // it is symbolic, 1 for recurrent models (their state is one stream's).
+  static constexpr int kAnyBatch = 1 << 16;
+  int max_batch() const { return max_batch_; }
+  // infer() for several blobs of preprocess() at once, in one forward of batch
+  // blobs.size() <= max_batch(): out[i] (resized to fit, its Mats reused) is what infer(blobs[i])
+  // gives. last_times() then holds the batch's forward and all items' postprocess. A model whose
+  // symbolic batch OpenCV cannot run throws unetseg::Error saying so; the threading rule of
+  // infer() applies. Not for recurrent models (max_batch() 1: use infer()).
+  void infer_batch(const std::vector<const cv::Mat*>& blobs, std::vector<Prediction>& out);
   // Of the last run() or infer(); before the first, the warm-up forward's (usually the slowest
   // a model takes: first-use allocations), an estimate of what a frame will cost.
   const StageTimes& last_times() const { return times_; }
@@ -88,7 +108,7 @@ class Segmenter {
   void select_backend(Backend requested);
   void forward(const cv::Mat& blob);  // the inputs set, the outputs run; states fed back
   void check_outputs();
-  void postprocess(const cv::Mat& out);
+  void postprocess(const float* out, Prediction& prediction);  // one item of the output
 
   struct State {
     std::string input, output;  // graph names
@@ -107,10 +127,12 @@ class Segmenter {
   std::string backend_note_;
   cv::Size output_size_;
   int output_channels_ = 0;
+  int max_batch_ = 1;
 
   // Reused across frames so that run() allocates nothing after the first frame.
   cv::Mat resized_;
   cv::Mat blob_;
+  cv::Mat batch_storage_;  // infer_batch(): the batch's blobs side by side
   std::vector<cv::Mat> outputs_;
   Prediction prediction_;
   cv::Mat scratch_;

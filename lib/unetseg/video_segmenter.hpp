@@ -12,6 +12,7 @@
 #include "unetseg/compositor.hpp"
 #include "unetseg/frame.hpp"
 #include "unetseg/mask_filter.hpp"
+#include "unetseg/model_worker.hpp"
 #include "unetseg/segmenter.hpp"
 #include "unetseg/temporal.hpp"
 
@@ -35,6 +36,7 @@ struct FrameResult {
   cv::Mat alpha;       // CV_8UC1 at the frame's size, refined, 0/255 unless mask.soft
   MaskStats stats;     // of alpha
   StageTimes times;    // of the inference that made the mask
+  int batch = 1;       // frames of any stream in that inference's forward
   // Pixels of that inference where the model gave NaN or Inf, shown as background (a broken
   // export, an fp16 overflow: worth a warning).
   std::size_t non_finite = 0;
@@ -78,20 +80,24 @@ class VideoSegmenter {
   // (blur, replace, alpha) whatever options.mask.soft says; MaskOptions as process() uses them.
   MaskOptions mask_options(const Options& options) const;
 
-  // Takes a loaded model; `live` says how masks are paired with frames:
-  //  - offline (false): process() runs the model on the frames it submits, in the calling
-  //    thread, so each such frame gets the mask of its own pixels;
-  //  - live (true): submitted frames are preprocessed in the calling thread and inferred on a
-  //    thread of the VideoSegmenter's own (AsyncSegmenter), always the newest one; process()
-  //    never waits for a forward, and every frame gets the newest mask there is.
-  // Nothing else may run the segmenter while this object exists (the tools share one between
-  // VideoSegmenters that take turns in one thread).
+  // Takes a model's worker, maybe shared with other streams (each VideoSegmenter is one stream
+  // of it); `live` says how masks are paired with frames:
+  //  - offline (false): process() hands the frames it submits to the worker and waits for
+  //    their masks, so each such frame gets the mask of its own pixels;
+  //  - live (true): submitted frames are preprocessed in the calling thread and inferred on the
+  //    worker's thread, always this stream's newest one; process() never waits for a forward,
+  //    and every frame gets the newest mask there is.
+  // Either way the frame is preprocessed on the calling thread, inferred on the worker's
+  // (batched with other streams' frames where the model allows it; ModelWorker).
+  explicit VideoSegmenter(std::shared_ptr<ModelWorker> worker, bool live = false);
+  // A worker of its own for `segmenter` (ModelWorker's ownership rule applies).
   explicit VideoSegmenter(std::shared_ptr<Segmenter> segmenter, bool live = false);
   VideoSegmenter(const VideoSegmenter&) = delete;
   VideoSegmenter& operator=(const VideoSegmenter&) = delete;
 
-  Segmenter& segmenter() const { return *segmenter_; }
-  bool live() const { return async_ != nullptr; }
+  Segmenter& segmenter() const { return stream_->segmenter(); }
+  ModelWorker& worker() const { return stream_->worker(); }
+  bool live() const { return live_; }
   // Switches pairing (see the constructor) and forgets the stream, as reset() does; a forward in
   // progress on the model's thread finishes first.
   void set_live(bool live);
@@ -141,8 +147,8 @@ class VideoSegmenter {
   void accept(const Options& options);  // result_ is fresh: smoothing
   const FrameResult& finish(const FrameView& frame, const Options& options);
 
-  std::shared_ptr<Segmenter> segmenter_;
-  std::unique_ptr<AsyncSegmenter> async_;  // live only; after segmenter_, so joined first
+  std::unique_ptr<AsyncSegmenter> stream_;  // this stream's way to the model's worker
+  bool live_ = false;
   TemporalSmoother smoother_;
   MaskFilter mask_filter_;
   Compositor compositor_;

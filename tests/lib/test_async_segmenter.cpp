@@ -44,7 +44,7 @@ bool matches_its_frame(const SegmentResult& r) {
 
 TEST(AsyncSegmenter, GivesWhatRunGivesForTheSameFrame) {
   Segmenter sync_seg(test_model("unet_rg"), Backend::Cpu);
-  Segmenter async_seg(test_model("unet_rg"), Backend::Cpu);
+  auto async_seg = std::make_shared<Segmenter>(test_model("unet_rg"), Backend::Cpu);
   AsyncSegmenter async(async_seg);
   SplitFrame frame(100);
   const cv::Mat thumbnail(4, 4, CV_8UC1, cv::Scalar(42));
@@ -69,7 +69,7 @@ TEST(AsyncSegmenter, GivesWhatRunGivesForTheSameFrame) {
 }
 
 TEST(AsyncSegmenter, NewestFrameWinsAndEveryResultIsItsOwnFramesMask) {
-  Segmenter seg(test_model("unet_rg"), Backend::Cpu);
+  auto seg = std::make_shared<Segmenter>(test_model("unet_rg"), Backend::Cpu);
   AsyncSegmenter async(seg);
   std::vector<std::unique_ptr<SplitFrame>> frames;
   for (int i = 0; i < 13; ++i) frames.emplace_back(new SplitFrame(split_of(i)));
@@ -94,7 +94,7 @@ TEST(AsyncSegmenter, NewestFrameWinsAndEveryResultIsItsOwnFramesMask) {
 }
 
 TEST(AsyncSegmenter, TakeLatestReusesTheCallersMemory) {
-  Segmenter seg(test_model("unet_rg"), Backend::Cpu);
+  auto seg = std::make_shared<Segmenter>(test_model("unet_rg"), Backend::Cpu);
   AsyncSegmenter async(seg);
   SplitFrame a(split_of(1)), b(split_of(2));
   SegmentResult r;
@@ -111,7 +111,7 @@ TEST(AsyncSegmenter, TakeLatestReusesTheCallersMemory) {
 }
 
 TEST(AsyncSegmenter, FlushForgetsResultsAndWaitingFrames) {
-  Segmenter seg(test_model("unet_rg"), Backend::Cpu);
+  auto seg = std::make_shared<Segmenter>(test_model("unet_rg"), Backend::Cpu);
   AsyncSegmenter async(seg);
   SplitFrame frame(100);
   SegmentResult r;
@@ -131,7 +131,7 @@ TEST(AsyncSegmenter, FlushForgetsResultsAndWaitingFrames) {
 }
 
 TEST(AsyncSegmenter, StopsWhileAFrameIsWaitingOrRunning) {
-  Segmenter seg(test_model("u2net_rsu"), Backend::Cpu);
+  auto seg = std::make_shared<Segmenter>(test_model("u2net_rsu"), Backend::Cpu);
   SplitFrame frame(100);
   for (int i = 0; i < 20; ++i) {
     AsyncSegmenter async(seg);
@@ -143,7 +143,7 @@ TEST(AsyncSegmenter, StopsWhileAFrameIsWaitingOrRunning) {
 }
 
 TEST(AsyncSegmenter, ABadFrameFailsOnTheSubmittingThread) {
-  Segmenter seg(test_model("unet_rg"), Backend::Cpu);
+  auto seg = std::make_shared<Segmenter>(test_model("unet_rg"), Backend::Cpu);
   AsyncSegmenter async(seg);
   FrameView empty;  // no pixels
   EXPECT_THROW(async.submit(empty, 1), Error);
@@ -153,7 +153,7 @@ TEST(AsyncSegmenter, ABadFrameFailsOnTheSubmittingThread) {
 // recurrent_rg counts its frames in its state (red = 0.5 + 0.05 n): the state follows the frames
 // the model actually inferred, and flush() or a frame's restart flag start it from zero.
 TEST(AsyncSegmenter, RecurrentStateFollowsTheInferredFramesAndRestarts) {
-  Segmenter seg(test_model("recurrent_rg"), Backend::Cpu);
+  auto seg = std::make_shared<Segmenter>(test_model("recurrent_rg"), Backend::Cpu);
   AsyncSegmenter async(seg);
   SplitFrame frame(160);
   SegmentResult r;

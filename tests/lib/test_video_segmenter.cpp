@@ -341,13 +341,16 @@ TEST(VideoSegmenter, NoBufferIsAllocatedOnceTheFrameSizeIsStable) {
   o.mask.guided_radius = 4;
   o.mask.feather = 2;
   SplitFrame a(100), b(200);
-  for (int n = 0; n < 4; ++n) {
+  // The hand-over to the model's thread rotates three blobs (staging, waiting, in the model) and
+  // two results: all exist after three submitted frames (skipping and the interval submit
+  // fewer than half of these).
+  for (int n = 0; n < 10; ++n) {
     SplitFrame& f = n % 2 ? a : b;
     video.process(f.view, n, o);
     video.draw(f.view, o);
   }
   unetseg_test::CountingAllocator counter;
-  for (int n = 4; n < 12; ++n) {
+  for (int n = 10; n < 18; ++n) {
     SplitFrame& f = n % 2 ? a : b;
     video.process(f.view, n, o);
     video.draw(f.view, o);
@@ -365,7 +368,8 @@ TEST(VideoSegmenter, BadOptionsAreClearErrors) {
   o = Options();
   o.smoothing = 1.5;
   EXPECT_THROW(video.process(frame.view, 1, o), Error);
-  EXPECT_THROW(VideoSegmenter(nullptr), Error);
+  EXPECT_THROW(VideoSegmenter(std::shared_ptr<Segmenter>()), Error);
+  EXPECT_THROW(VideoSegmenter(std::shared_ptr<ModelWorker>()), Error);
 }
 
 }  // namespace unetseg
