@@ -44,6 +44,7 @@
 #include "backgroundloader.h"
 #include "unetseg/error.hpp"
 #include "unetseg/model_cache.hpp"
+#include "unetseg/model_registry.hpp"
 #include "unetseg/video_segmenter.hpp"
 
 GST_DEBUG_CATEGORY_STATIC (gst_unetseg_debug);
@@ -260,6 +261,9 @@ open_stream (GstUnetseg * self)
   const std::string background = self->settings.background_location;
   self->background_changed = FALSE;
   const gint threads = self->settings.threads;
+  const bool share = self->settings.share_model;
+  const std::string instance_id = self->settings.model_instance_id;
+  const unetseg::ModelWorker::Options batch = self->settings.batch;
   GST_OBJECT_UNLOCK (self);
 
   if (model.empty ()) {
@@ -275,9 +279,18 @@ open_stream (GstUnetseg * self)
     GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("%s", pool_note.c_str ()), (NULL));
   GST_INFO_OBJECT (self, "OpenCV uses %d thread(s)", cv::getNumThreads ());
 
-  std::shared_ptr < unetseg::Segmenter > seg;
+  /* The model's network and inference thread: shared with the other elements of this process
+   * that name the same model (the default), or this element's own. */
+  std::shared_ptr < unetseg::ModelWorker > worker;
+  std::string batch_note;
   try {
-    seg = std::make_shared < unetseg::Segmenter > (unetseg::resolve_model (model), backend);
+    const std::string path = unetseg::resolve_model (model);
+    if (share)
+      worker = unetseg::ModelRegistry::process ().acquire (path, backend, instance_id, batch,
+          &batch_note);
+    else
+      worker = std::make_shared < unetseg::ModelWorker >
+          (std::make_shared < unetseg::Segmenter > (path, backend), batch);
   } catch (const unetseg::Error & e) {
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("%s", e.what ()),
         ("model property: %s", model.c_str ()));
@@ -288,7 +301,13 @@ open_stream (GstUnetseg * self)
     return FALSE;
   }
 
+  if (!batch_note.empty ())
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("%s", batch_note.c_str ()), (NULL));
+  const unetseg::Segmenter * seg = &worker->segmenter ();
   const unetseg::ModelSpec & spec = seg->spec ();
+  GST_INFO_OBJECT (self, "model instance %s, %ld stream(s), batches of up to %d",
+      share ? "shared" : "of its own", (long) worker->counters ().streams + 1,
+      worker->batch_limit ());
   /* backend=auto fell back to the CPU. With an OpenCV built without CUDA (stock distributions)
    * that is the normal case: said at INFO. With an OpenCV that has CUDA the user may have
    * expected the GPU: a WARNING says why not (no driver, no device, a failed first forward). */
@@ -311,12 +330,12 @@ open_stream (GstUnetseg * self)
   }
 
   /* Until frames say otherwise, a frame waits about as long as the warm-up forward took. */
-  rt->offline_latency = (GstClockTime) (seg->last_times ().total_ms () * GST_MSECOND);
+  rt->offline_latency = (GstClockTime) (worker->first_times ().total_ms () * GST_MSECOND);
   rt->live_latency = 0;
   rt->live_decided = FALSE;
   rt->qos_proportion = 1.0;
   rt->non_finite_masks = 0;
-  rt->video.reset (new unetseg::VideoSegmenter (seg));
+  rt->video.reset (new unetseg::VideoSegmenter (worker));
 
   GST_OBJECT_LOCK (self);
   g_free (self->active_backend);

@@ -246,4 +246,22 @@ gst_unetseg_install_properties (GObjectClass * k)
       "last one it saw by more than this mean grey level (a new scene); 0 = never. Flushes, "
       "discontinuities and new caps restart it too", 0.0, 255.0, kPerFrame,
       [](S & s) -> double &{ return s.video.scene_cut; });
+  bool_property (k, PROP_SHARE_MODEL, "share-model", "Share model",
+      "Share one loaded model and one inference thread with every other unetseg of this "
+      "process that names the same model file, backend and model-instance-id, batching their "
+      "frames where the model allows it; false: a model instance of this element's own",
+      kAtStart,[](S & s) -> bool & { return s.share_model; });
+  string_property (k, PROP_MODEL_INSTANCE_ID, "model-instance-id", "Model instance id",
+      "With share-model: elements with the same id (and model and backend) share one model "
+      "instance, other ids get others (empty is an id like any other)", kAtStart,
+      [](S & s) -> std::string & { return s.model_instance_id; });
+  int_property (k, PROP_BATCH_SIZE, "batch-size", "Batch size",
+      "The most frames, of any of the streams sharing the model, that one forward takes; "
+      "fewer when the model file fixes a smaller batch (models/prepare.py --batch N). Set by "
+      "the first element that starts the shared instance", 1, 256, kAtStart,
+      [](S & s) -> int &{ return s.batch.batch_size; });
+  int_property (k, PROP_BATCH_TIMEOUT, "batch-timeout", "Batch timeout",
+      "Milliseconds the model may wait for more streams' frames to fill a batch; 0: run the "
+      "frames that are waiting at once. Set by the first element that starts the shared "
+      "instance", 0, 10000, kAtStart,[](S & s) -> int &{ return s.batch.batch_timeout_ms; });
 }

@@ -9,6 +9,7 @@
 #include <glib-object.h>
 
 #include "gstunetseg.h"
+#include "unetseg/model_worker.hpp"
 #include "unetseg/segmenter.hpp"
 #include "unetseg/video_segmenter.hpp"
 
@@ -20,6 +21,9 @@ struct UnetsegSettings
   unetseg::Backend backend = unetseg::Backend::Auto;
   GstUnetsegLive live = GST_UNETSEG_LIVE_AUTO;
   int threads = 0;                      /* OpenCV's pool size; 0: OpenCV's default */
+  bool share_model = true;              /* false: a model instance of the element's own */
+  std::string model_instance_id;        /* elements with the same id share; "" is one too */
+  unetseg::ModelWorker::Options batch;  /* batch-size, batch-timeout (a shared one's first) */
   bool post_messages = false;
   std::string background_location;      /* empty: background-color */
   unetseg::VideoSegmenter::Options video;       /* mode, mask, drawing, scheduling, smoothing */
@@ -52,6 +56,10 @@ enum UnetsegProperty
   PROP_GUIDED_RADIUS,
   PROP_GUIDED_EPS,
   PROP_SCENE_CUT,
+  PROP_SHARE_MODEL,
+  PROP_MODEL_INSTANCE_ID,
+  PROP_BATCH_SIZE,
+  PROP_BATCH_TIMEOUT,
   N_PROPERTIES
 };
 
