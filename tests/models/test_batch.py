@@ -40,9 +40,9 @@ def forward(path, x):
 class Batch(Base):
     @staticmethod
     def model():
-        """x 1x3x8x8 -> Conv 3->4 = c -> c + Relu(c) -> Add k[1,4,1,1] -> Relu -> Resize to sizes [1,4,16,16]
-        (nearest) -> Reshape [1,2,2,16,16] -> Transpose (0,2,1,3,4) -> Reshape [1,-1,16,16]
-        (a channel shuffle, as in SINet) -> Mul m[1,4,1,1] -> Sigmoid."""
+        """x 1x3x8x8 -> Conv 3->4 = c -> c + Relu(c) -> Add k[1,4,1,1] -> Relu -> Resize to
+        sizes [1,4,16,16] (nearest) -> Reshape [1,2,2,16,16] -> Transpose (0,2,1,3,4) ->
+        Reshape [1,-1,16,16] (a channel shuffle, as in SINet) -> Mul m[1,4,1,1] -> Sigmoid."""
         w, b = weights(4, 3, 3, 3), weights(4)
         k, m = weights(1, 4, 1, 1), weights(1, 4, 1, 1) + 1
         consts = {"w": w, "b": b, "k": k, "m": m,
