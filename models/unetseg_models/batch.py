@@ -208,7 +208,35 @@ class Batcher:
         self.replace_input(node, 1, (node.input[1], "reshape"), fixed)
         self.counts["reshape"] += 1
 
-    def axes_rule(self, node, name, default=None, rank_of="input"):
+    def slice(self, node):
+        """Slice may touch dim 0 only to keep all of it (start 0, to the end, step 1)."""
+        self.per_item_inputs(node, 0)
+        if self.opset >= 10:
+            names = list(node.input[1:]) + [""] * 4
+            starts, ends = (self.const(node, names[i], w) for i, w in ((0, "starts"),
+                                                                         (1, "ends")))
+            axes = self.const(node, names[2], "axes") if names[2] else None
+            steps = self.const(node, names[3], "steps") if names[3] else None
+        else:
+            starts, ends = np.array(attr(node, "starts")), np.array(attr(node, "ends"))
+            axes, steps = attr(node, "axes"), None
+        starts, ends = np.ravel(starts), np.ravel(ends)
+        axes = np.arange(len(starts)) if axes is None else np.ravel(axes)
+        steps = np.ones(len(starts), np.int64) if steps is None else np.ravel(steps)
+        rank = self.rank(node.input[0], node)
+        for a, b, e, st in zip(axes, starts, ends, steps):
+            if int(a) % rank == 0 and (int(b) != 0 or int(e) < 2**31 - 1 or int(st) != 1):
+                self.refuse(node, f"slices dim 0, the batch (start {int(b)}, end {int(e)})")
+
+    def expand(self, node):
+        """Expand broadcasts: a shape [1, ...] of the data's rank keeps the batch as it is."""
+        self.per_item_inputs(node, 0)
+        shape = np.ravel(self.const(node, node.input[1], "shape"))
+        rank = self.rank(node.input[0], node)
+        if len(shape) > rank or len(shape) == rank and int(shape[0]) != 1:
+            self.refuse(node, f"expands to {shape.tolist()}: the batch would not stay dim 0")
+
+    def axes_rule(self, node, name, default=None):
         """The node's axes (attribute or constant input) must not include dim 0."""
         axes = attr(node, name)
         if axes is None and len(node.input) > 1 and node.input[1] and node.op_type in (
@@ -235,6 +263,10 @@ class Batcher:
             return self.resize(node)
         if op == "Reshape":
             return self.reshape(node)
+        if op == "Slice":
+            return self.slice(node)
+        if op == "Expand":
+            return self.expand(node)
         if op in ("Concat", "Split", "Softmax", "LogSoftmax", "Gather", "Flatten"):
             if op == "Concat":
                 unbatched = [i for i in node.input if i not in self.batched]

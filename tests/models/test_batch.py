@@ -116,6 +116,24 @@ class Batch(Base):
                 self.assertLess(np.abs(got[i] - want).max(), 1e-4, f"batch {n}, item {i}")
                 self.assertLess(np.abs(got[i] - forward(out, x[i:i + 1])[0]).max(), 1e-6)
 
+    def test_crop_and_expand_keep_the_frames(self):
+        # A crop on H and W (as fix_conv_transpose_pads writes) and an Expand of the channels
+        # (SINet) are per item: accepted, and each item of a batch is its own.
+        inits = {"b": np.array([1, 2], np.int64), "e": np.array([7, 2**31 - 1], np.int64),
+                 "a": np.array([2, 3], np.int64), "s": np.array([1, 3, 6, 6], np.int64)}
+        nodes = [helper.make_node("Slice", ["x", "b", "e", "a"], ["c"]),
+                 helper.make_node("Expand", ["c", "s"], ["y"])]
+        model = make_model(nodes, [value("x", [1, 1, 8, 8])], [value("y", [1, 3, 6, 6])],
+                           [numpy_helper.from_array(v, n) for n, v in inits.items()])
+        out, result = self.prepare(self.save(model), ["fix_batch:2"])
+        self.assertEqual(result["batch"], 2)
+        x = rng.random((2, 1, 8, 8)).astype(np.float32)
+        got = forward(out, x)
+        self.assertEqual(got.shape, (2, 3, 6, 6))
+        for i in range(2):
+            want = np.broadcast_to(x[i, :, 1:7, 2:], (3, 6, 6))
+            self.assertLess(np.abs(got[i] - want).max(), 1e-6, f"item {i}")
+
     def test_command_line(self):
         model, _ = self.model()
         src = self.save(model)
@@ -155,6 +173,17 @@ class Refused(Base):
         self.refused([helper.make_node("Reshape", ["x", "s"], ["y"], name="rows")],
                      {"s": np.array([-1, 64], np.int64)}, [4, 64],
                      "Reshape 'rows'", "[-1, 64]")
+
+    def test_slice_of_the_batch(self):
+        self.refused([helper.make_node("Slice", ["x", "b", "e", "a"], ["y"], name="first")],
+                     {"b": np.array([0], np.int64), "e": np.array([1], np.int64),
+                      "a": np.array([0], np.int64)}, [1, 4, 8, 8],
+                     "Slice 'first'", "slices dim 0, the batch (start 0, end 1)")
+
+    def test_expand_to_a_batch(self):
+        self.refused([helper.make_node("Expand", ["x", "s"], ["y"], name="grow")],
+                     {"s": np.array([2, 4, 8, 8], np.int64)}, [2, 4, 8, 8],
+                     "Expand 'grow'", "expands to [2, 4, 8, 8]")
 
     def test_concat_with_a_batch_1_constant(self):
         self.refused([helper.make_node("Concat", ["x", "c"], ["y"], axis=1, name="join")],
