@@ -134,6 +134,27 @@ class Batch(Base):
             want = np.broadcast_to(x[i, :, 1:7, 2:], (3, 6, 6))
             self.assertLess(np.abs(got[i] - want).max(), 1e-6, f"item {i}")
 
+    def test_with_a_new_input_size(self):
+        # fix_input_size then fix_batch: the check runs the prepared graph in numpy too, which
+        # must see the batch its Resize sizes now say.
+        inits = {"k": weights(1, 3, 1, 1), "sizes": np.array([1, 3, 16, 16], np.int64)}
+        nodes = [helper.make_node("Relu", ["x"], ["r"]),
+                 helper.make_node("Add", ["r", "k"], ["a"]),
+                 helper.make_node("Resize", ["a", "", "", "sizes"], ["y"], mode="nearest",
+                                  coordinate_transformation_mode="asymmetric",
+                                  nearest_mode="floor")]
+        model = make_model(nodes, [value("x", [1, 3, 8, 8])], [value("y", [1, 3, 16, 16])],
+                           [numpy_helper.from_array(v, n) for n, v in inits.items()])
+        out, result = self.prepare(self.save(model), ["fix_input_size:16", "fix_batch:2"])
+        self.assertTrue(any("numpy(prepared)" in line for line in self.log), self.log)
+        self.assertLess(result["max_abs_diff"], 1e-5)
+        x = rng.random((2, 3, 16, 16)).astype(np.float32)
+        got = forward(out, x)
+        self.assertEqual(got.shape, (2, 3, 32, 32))
+        for i in range(2):
+            want = (np.maximum(x[i], 0) + inits["k"][0]).repeat(2, axis=1).repeat(2, axis=2)
+            self.assertLess(np.abs(got[i] - want).max(), 1e-6, f"item {i}")
+
     def test_command_line(self):
         model, _ = self.model()
         src = self.save(model)
