@@ -79,7 +79,8 @@ def main(argv=None):
     parser.add_argument("input", help="the source .onnx")
     parser.add_argument("output", help="the .onnx to write (only once it passed the check)")
     rw = parser.add_argument_group(
-        "rewrites", "applied in this order: --keep-output, --fp32, --fix-pads, --input-size\n"
+        "rewrites", "applied in this order: --keep-output, --fp32, --fix-pads, --input-size, "
+        "--batch\n"
         "(with --steps: exactly as listed)")
     rw.add_argument("--keep-output", metavar="NAME",
                     help="keep only this graph output (e.g. U2-Net/ISNet 'output', d0) and what "
@@ -93,10 +94,14 @@ def main(argv=None):
     rw.add_argument("--input-size", metavar="N|WxH",
                     help="fix the input size; Resize target sizes frozen by the exporter are "
                     "rescaled, or refused with the sizes that would work")
+    rw.add_argument("--batch", metavar="N",
+                    help="make the graph take N frames in one forward (input N x C x H x W; "
+                    "OpenCV also runs 1..N on it); graphs that would mix the frames are refused, "
+                    "and the check compares each item with its batch-1 forward")
     rw.add_argument("--steps", metavar="LIST", dest="steps_list",
                     help="comma-separated steps as in models/catalog.toml: fp16_to_fp32, "
                     "fix_conv_transpose_pads, fix_input_size:N|WxH, keep_output:NAME, "
-                    "clip_to_attributes")
+                    "clip_to_attributes, fix_batch:N")
     parser.add_argument("--for-opencv", metavar="X.Y", type=opencv_version_arg,
                         help="the OpenCV version the model is for: decides which rewrites are "
                         "needed and how the result is checked (default: the cv2 here, "
@@ -120,7 +125,7 @@ def main(argv=None):
     ck.add_argument("--tolerance", type=float, metavar="T",
                     help="largest max abs difference accepted (default: 1%% of the output range)")
     args = parser.parse_args(argv)
-    singles = args.keep_output or args.fp32 or args.fix_pads or args.input_size
+    singles = args.keep_output or args.fp32 or args.fix_pads or args.input_size or args.batch
     if args.steps_list and singles:
         parser.error("--steps cannot be combined with the single rewrite options")
     if args.check_with and not args.check:
@@ -138,7 +143,8 @@ def main(argv=None):
             steps = ([f"keep_output:{args.keep_output}"] if args.keep_output else []) + \
                 (["fp16_to_fp32"] if args.fp32 else []) + \
                 (["fix_conv_transpose_pads"] if args.fix_pads else []) + \
-                ([f"fix_input_size:{args.input_size}"] if args.input_size else [])
+                ([f"fix_input_size:{args.input_size}"] if args.input_size else []) + \
+                ([f"fix_batch:{args.batch}"] if args.batch else [])
         for s in steps:
             parse_step(s)
         sidecar = args.spec

@@ -3,7 +3,8 @@ fetcher, and the U-Net family in PyTorch with its exporter.
 
     graph            loading ONNX files (sorted producers first), attribute/initializer helpers
     rewrites         the exact rewrites (fp16_to_fp32, fix_conv_transpose_pads, fix_input_size,
-                     keep_output) and the steps that name them
+                     keep_output, clip_to_attributes, fix_batch) and the steps that name them
+    batch            fix_batch:N: a batch-1 graph made to take N frames, or refused
     versions         the target OpenCV version and which rewrites it needs (plan_steps)
     reference        the numpy evaluator of ONNX graphs, the check's reference
     checks           OpenCV load/forward/compare, check picture and blob, --check-with PROGRAM

@@ -146,6 +146,9 @@ def check(path, source, prepared, log, spec=None, image=None, reference="auto", 
     log(f"  check: OpenCV {cv2.__version__} loads it; forward on 1x3x{hw[0]}x{hw[1]}: output "
         f"{'x'.join(map(str, out.shape))} in {seconds:.2f} s")
     result = {"forward_s": seconds}
+    batch = dims[0] or 1
+    if batch > 1:
+        result.update(check_batch(cv2, net, prepared, img, hw, spec, batch, log, tolerance))
     if reference == "none":
         return result
 
@@ -200,10 +203,50 @@ def check(path, source, prepared, log, spec=None, image=None, reference="auto", 
         f"resized: max abs difference {max_diff:.3g}, mean {mean_diff:.3g} (the change of "
         "resolution, not an error)")
     result.update(resized_max_abs_diff=max_diff, resized_mean_abs_diff=mean_diff)
-    ref, took = numpy_reference(prepared, out_name, blob, log)
+    # A batch-N graph means what it says only at batch N (its Resize sizes say N): numpy runs
+    # it on N copies of the blob, and the first item is OpenCV's batch-1 output.
+    ref, took = numpy_reference(prepared, out_name, np.repeat(blob, batch, axis=0), log)
     if ref is not None:
-        result["max_abs_diff"] = exact(ref, "numpy(prepared)", took)
+        result["max_abs_diff"] = exact(ref[:1], "numpy(prepared)", took)
     return result
+
+
+def batch_pictures(img, n):
+    """n different pictures made from the check picture (shifted, mirrored, darker), so that a
+    graph mixing the items of a batch cannot pass by chance."""
+    out = []
+    for k in range(n):
+        x = np.roll(img, k * img.shape[1] // (n + 1), axis=1)
+        x = x[:, ::-1] if k % 2 else x
+        out.append(np.ascontiguousarray(x * (1 - 0.15 * k / n)).astype(np.uint8))
+    return out
+
+
+def check_batch(cv2, net, prepared, img, hw, spec, n, log, tolerance=None):
+    """A model prepared for batch n (rewrites fix_batch) runs n different pictures in one
+    forward; each item must be what a batch-1 forward of the same file gives for that picture
+    (which the rest of the check compares with the source)."""
+    blobs = [make_blob(x, hw[1], hw[0], spec) for x in batch_pictures(img, n)]
+    try:
+        singles = [opencv_forward(net, b, model=prepared)[0] for b in blobs]
+        out, seconds = opencv_forward(net, np.concatenate(blobs), model=prepared)
+    except cv2.error as e:
+        raise PrepareError(f"OpenCV {cv2.__version__} runs the prepared model at batch 1 but "
+                           f"not at batch {n}: {str(e).strip()}") from None
+    if out.shape[0] != n or out.shape[1:] != singles[0].shape[1:]:
+        raise PrepareError(f"at batch {n} the output is {'x'.join(map(str, out.shape))}, at "
+                           f"batch 1 {'x'.join(map(str, singles[0].shape))}")
+    diffs = [float(np.abs(out[k] - singles[k][0]).max()) for k in range(n)]
+    log(f"  check: batch {n} ({n} different pictures) in one forward, {seconds:.2f} s: max "
+        f"|item - its batch-1 forward| = {max(diffs):.3g}")
+    for k, diff in enumerate(diffs):
+        limit = tolerance if tolerance is not None else \
+            0.01 * max(1.0, float(np.abs(singles[k]).max()))
+        if diff > limit:
+            raise PrepareError(f"item {k} of a batch of {n} differs from its batch-1 forward by "
+                               f"{diff:.3g} (more than {limit:.3g}): the batched graph mixes or "
+                               "loses the frames")
+    return {"batch": n, "batch_forward_s": seconds, "batch_max_abs_diff": max(diffs)}
 
 
 def program_opencv(exe):

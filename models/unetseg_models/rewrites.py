@@ -17,6 +17,10 @@ prepare.py --steps). Which of them a model needs for which OpenCV: versions.plan
                            parse error"; 4.7 reads both, opencv/opencv#22100). PyTorch's ReLU6,
                            Hardtanh and Hardswish and TF's Relu6 and clip_by_value export as
                            such a Clip.
+  fix_batch:N              makes a batch-1 graph take N frames in one forward (the input, the
+                           outputs, frozen Resize sizes, [1, C, 1, 1] elementwise constants and
+                           Reshape shapes), or refuses a graph that would mix the frames:
+                           batch.py.
 
 Each takes the model (changed in place) and its argument, and returns a line saying what it did.
 """
@@ -29,6 +33,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from . import PrepareError
+from .batch import fix_batch, parse_batch
 from .graph import (FLOAT, FLOAT16, attr, constant_value, data_inputs, dims_of, opset_of,
                     producers, remove_unused, set_attr, unique_name)
 
@@ -322,8 +327,9 @@ STEPS = {
     "fix_input_size": fix_input_size,
     "keep_output": keep_output,
     "clip_to_attributes": clip_to_attributes,
+    "fix_batch": fix_batch,
 }
-STEPS_WITH_ARG = {"fix_input_size", "keep_output"}
+STEPS_WITH_ARG = {"fix_input_size", "keep_output", "fix_batch"}
 
 
 def parse_step(step):
@@ -331,11 +337,13 @@ def parse_step(step):
     if name not in STEPS:
         raise PrepareError(f"unknown preparation step '{step}'; known: "
                            "fp16_to_fp32, fix_conv_transpose_pads, fix_input_size:N|WxH, "
-                           "keep_output:NAME, clip_to_attributes")
+                           "keep_output:NAME, clip_to_attributes, fix_batch:N")
     if (name in STEPS_WITH_ARG) != bool(arg):
         raise PrepareError(f"step '{step}': {name} " +
                            ("needs an argument (NAME:ARG)" if name in STEPS_WITH_ARG
                             else "takes no argument"))
+    if name == "fix_batch":
+        parse_batch(arg)  # a bad N is said when the catalog is read, not after a download
     return name, arg or None
 
 

@@ -42,7 +42,7 @@ sys.dont_write_bytecode = True  # no __pycache__ left in the source tree
 from unetseg_models.catalog import (CATALOG, EXIT_CHECKSUM, EXIT_DOWNLOAD,  # noqa: E402
                                     EXIT_PREPARE, EXIT_USAGE, MODEL_FIELDS, SOURCE_FIELDS,
                                     FetchError, load_catalog, sidecar_text)
-from unetseg_models.fetch import fetch  # noqa: E402  (PYTHONPATH=models)
+from unetseg_models.fetch import fetch, stamp_for, up_to_date  # noqa: E402  (PYTHONPATH=models)
 from unetseg_models.rewrites import parse_size  # noqa: E402
 
 REQUIRED = ["isnet-320", "isnet-512", "isnet-1024", "portrait-unet", "sinet", "selfie", "rvm"]
@@ -215,6 +215,32 @@ class Catalog(unittest.TestCase):
                         self.assertEqual((spec["input"]["width"], spec["input"]["height"]), (w, h))
                 # The sidecar survives its JSON form unchanged.
                 self.assertEqual(json.loads(sidecar_text(spec)), spec)
+
+    def test_selfie_is_prepared_for_batch_4_and_the_old_cache_is_outdated(self):
+        # Batched inference across streams needs the live default at batch 4; a selfie fetched
+        # before that (the stamp of the old steps) must be prepared again, not kept.
+        entry = self.models["selfie"]
+        self.assertEqual(entry["steps"], ["clip_to_attributes", "fix_batch:4"])
+        old = dict(entry, steps=["clip_to_attributes"])
+        with tempfile.TemporaryDirectory(prefix="test_catalog.") as d:
+            paths = tuple(os.path.join(d, "selfie" + e) for e in (".onnx", ".json", ".stamp"))
+            with open(paths[0], "wb") as f:
+                f.write(b"model")
+            for made_by, fresh in ((old, False), (entry, True)):
+                with open(paths[2], "w") as f:
+                    json.dump(dict(stamp_for(made_by), onnx_sha256=sha256_of(paths[0])), f)
+                self.assertEqual(up_to_date(entry, paths), fresh)
+
+    def test_a_bad_batch_is_refused_when_the_catalog_is_read(self):
+        with open(CATALOG) as f:
+            text = f.read().replace('"fix_batch:4"', '"fix_batch:four"')
+        with tempfile.TemporaryDirectory(prefix="test_catalog.") as d:
+            path = os.path.join(d, "catalog.toml")
+            with open(path, "w") as f:
+                f.write(text)
+            with self.assertRaises(FetchError) as cm:
+                load_catalog(path)
+        self.assertIn("(selfie): bad batch 'four'", str(cm.exception))
 
     def test_the_rules_catch_mistakes(self):
         good = self.models["sinet"]["sidecar"]
