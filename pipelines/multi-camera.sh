@@ -21,7 +21,8 @@
 #   --srt URI             MPEG-TS/H.264 over SRT per camera (srtsink, gstreamer1.0-plugins-bad):
 #                         a %d in URI becomes the camera's number (srt://server:8890?streamid=
 #                         publish:cam%d); without one, camera i goes to URI's port + i
-#                         (srt://:7001?mode=listener: listens on 7001, 7002, ...)
+#                         (srt://:7001?mode=listener: listens on 7001, 7002, ... for viewers
+#                         and never waits for one; a caller, the default mode, connects first)
 # The shared-model properties of unetseg, where this build's element has them (else: an error
 # naming the property; docs/SCALING.md): --batch-size N, --batch-timeout MS,
 # --model-instance-id ID, --private-model (share-model=false).
@@ -212,7 +213,13 @@ for ((i = 0; i < count; i++)); do
         ! udpsink host="$rtp_host" port=$((rtp_port + 2 * i)))
     else
       if [[ "$srt" == *%d* ]]; then uri=${srt//%d/$i}; else uri=$srt_base:$((srt_port + i))$srt_rest; fi
-      branch+=(! h264parse config-interval=-1 ! mpegtsmux alignment=7 ! srtsink uri="$uri" wait-for-connection=false)
+      # A listener serves whoever connects, and the cameras must not wait for a first viewer; a
+      # caller waits for its connection, so the stream starts whole (or fails, when nobody
+      # listens, with srtsink's reason).
+      wait=true
+      [[ "$uri" != *mode=listener* && "$uri" != srt://:* ]] || wait=false
+      branch+=(! h264parse config-interval=-1 ! mpegtsmux alignment=7
+        ! srtsink uri="$uri" "wait-for-connection=$wait")
     fi
   fi
   pipeline+=("${branch[@]}")
