@@ -10,7 +10,8 @@
 #   --camera DEV          a V4L2 camera, e.g. /dev/video0 (repeat for more; CAMERAS="DEV ...")
 #   --rtsp URL            an RTSP camera, rtsp://... (repeat; RTSP_URLS="URL ..."); TCP, 200 ms of
 #                         jitter buffer (RTSP_LATENCY)
-#   --test-pattern        videotestsrc is-live=true instead of the clips (no ../shared needed)
+#   --test-pattern        videotestsrc is-live=true instead of the clips (no ../shared needed;
+#                         TEST_PATTERN=1)
 #   --duration S          end after S seconds of frames per camera (default: run until Ctrl-C)
 # Outputs (one of them; default: a window, or out/multi-camera.mp4 when there is no display):
 #   --output FILE.mp4|SINK  the mosaic (a grid of ceil(sqrt(N)) columns, 2x2 for 4, scaled into
@@ -26,8 +27,8 @@
 # The shared-model properties of unetseg, where this build's element has them (else: an error
 # naming the property; docs/SCALING.md): --batch-size N, --batch-timeout MS,
 # --model-instance-id ID, --private-model (share-model=false).
-# Environment: COUNT, SIZE, FPS, DURATION, CAMERAS, RTSP_URLS, RTSP_LATENCY, OUTPUT, OUT_DIR,
-# RTP, SRT, MODE (default blur), CLIPS (video files to loop instead of ../shared/media/asl/*.mkv)
+# Environment: COUNT, SIZE, FPS, DURATION, CAMERAS, RTSP_URLS, RTSP_LATENCY, TEST_PATTERN, OUTPUT,
+# OUT_DIR, RTP, SRT, MODE (default blur), CLIPS (video files to loop instead of ../shared/media/asl/*.mkv)
 # and common.sh's MODEL, UNETSEG_ARGS, UNETSEG_BUILD, OUT; a flag wins over its variable.
 # The clips are decoded once into JPEG frames under OUT/frames/ and played at FPS, looped, paced
 # by the clock (clocksync) with unetseg live=on: like a camera, a frame never waits for the model.
@@ -43,7 +44,7 @@ fail() { printf '%s: error: %s\n' "$(basename "$0")" "$*" >&2; exit 2; }
 need() { [ "$2" -ge 2 ] || fail "$1 needs a value (--help lists the options)"; }
 
 count=${COUNT:-} size=${SIZE:-1920x1080} fps=${FPS:-30} duration=${DURATION:-}
-output=${OUTPUT:-} out_dir=${OUT_DIR:-} rtp=${RTP:-} srt=${SRT:-} pattern=0
+output=${OUTPUT:-} out_dir=${OUT_DIR:-} rtp=${RTP:-} srt=${SRT:-} pattern=${TEST_PATTERN:-0}
 sources=()
 for dev in ${CAMERAS:-}; do sources+=("v4l2 $dev"); done
 for url in ${RTSP_URLS:-}; do sources+=("rtsp $url"); done
@@ -76,6 +77,7 @@ width=${BASH_REMATCH[1]} height=${BASH_REMATCH[2]}
 if [ -n "$duration" ]; then
   [[ "$duration" =~ ^[1-9][0-9]*$ ]] || fail "--duration must be whole seconds, not '$duration'"
 fi
+[[ "$pattern" =~ ^[01]$ ]] || fail "TEST_PATTERN must be 0 or 1, not '$pattern'"
 if [ ${#sources[@]} -gt 0 ]; then
   [ "$pattern" = 0 ] || fail "--test-pattern and --camera/--rtsp exclude each other"
   [ -z "$count" ] || [ "$count" = ${#sources[@]} ] ||
@@ -186,7 +188,7 @@ for ((i = 0; i < count; i++)); do
       src=(rtspsrc location="$where" protocols=tcp latency="${RTSP_LATENCY:-200}" ! decodebin)
     fi
     src+=(! videoconvert ! videoscale ! videorate ! "$caps")
-    described+=("$where")
+    described+=("$(sed -E 's#^([a-z]+://)[^/@]*@#\1***@#' <<<"$where")")  # no passwords in logs
   elif [ "$pattern" = 1 ]; then
     src=(videotestsrc is-live=true pattern=ball ! "$caps")
     described+=("test pattern")

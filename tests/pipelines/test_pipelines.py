@@ -43,7 +43,7 @@ def env_for(out):
     env = dict(os.environ)
     for var in ("MODEL", "INPUT", "UNETSEG_ARGS", "GST_PLUGIN_PATH", "GST_PLUGIN_PATH_1_0",
                 "COUNT", "SIZE", "FPS", "DURATION", "CAMERAS", "RTSP_URLS", "OUTPUT", "OUT_DIR",
-                "RTP", "SRT", "CLIPS", "MODE"):
+                "RTP", "SRT", "CLIPS", "MODE", "TEST_PATTERN", "RTSP_LATENCY"):
         env.pop(var, None)
     env["UNETSEG_BUILD"] = BUILD
     env["OUT"] = out
