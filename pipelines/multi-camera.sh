@@ -15,7 +15,8 @@
 #   --duration S          end after S seconds of frames per camera (default: run until Ctrl-C)
 # Outputs (one of them; default: a window, or out/multi-camera.mp4 when there is no display):
 #   --output FILE.mp4|SINK  the mosaic (a grid of ceil(sqrt(N)) columns, 2x2 for 4, scaled into
-#                         one picture of --size) to an H.264 mp4, or into that sink element
+#                         one picture of --size, each camera's shape kept) to an H.264 mp4, or
+#                         into that sink element (fakesink, ximagesink, ...)
 #   --out-dir DIR         one H.264 mp4 per camera: DIR/cam0.mp4, DIR/cam1.mp4, ...
 #   --rtp HOST:PORT       RTP/H.264 over UDP per camera, camera i to PORT+2i (rtp-receive.sh
 #                         with PORT= receives one)
@@ -169,7 +170,7 @@ if [ "$mosaic" = 1 ]; then
   mix=(compositor name=mix background=black)
   for ((i = 0; i < count; i++)); do
     mix+=("sink_$i::xpos=$(((i % cols) * tile_w))" "sink_$i::ypos=$(((i / cols) * tile_h))"
-      "sink_$i::width=$tile_w" "sink_$i::height=$tile_h")
+      "sink_$i::width=$tile_w" "sink_$i::height=$tile_h" "sink_$i::sizing-policy=keep-aspect-ratio")
   done
   case "$output" in
     *.mp4) tail=("${encoder[@]}" ! mp4mux ! filesink location="$output") ;;

@@ -14,7 +14,7 @@ Debian's ffprobe/ffmpeg:
   for 10 s delivers at least 90% of the frames (tests/pipelines/rtp_realtime.py);
 - multi-camera.sh, small (320x240, 15 fps, 3 s of frames per camera): two cameras (the asl clips
   looped, paced as live) to one mp4 each, every file H.264 of the right size with at least 80% of
-  the frames offered; three cameras tiled into a 2x2 mosaic whose fourth tile stays black and
+  the frames offered, the background blurred; three cameras tiled into a 2x2 mosaic whose fourth tile stays black and
   whose other three show pictures; two cameras as MPEG-TS over SRT to two srtsrc listeners, what
   they receive decoded; flags it must refuse, refused with the reason.
 
@@ -96,14 +96,21 @@ def free_udp_ports(count):
 
 
 def grey_frame(path, at, width, height):
-    """One decoded frame of a video at `at` seconds, as rows of grey levels (ffmpeg)."""
+    """One decoded frame of a video at `at` seconds, scaled to width x height, as rows of grey
+    levels (ffmpeg)."""
     r = subprocess.run(["ffmpeg", "-v", "error", "-ss", str(at), "-i", path, "-frames:v", "1",
-                        "-f", "rawvideo", "-pix_fmt", "gray", "-"], capture_output=True,
-                       timeout=60)
+                        "-vf", "scale=%d:%d" % (width, height), "-f", "rawvideo",
+                        "-pix_fmt", "gray", "-"], capture_output=True, timeout=60)
     if r.returncode != 0 or len(r.stdout) != width * height:
         raise AssertionError("ffmpeg %s at %s s: %d bytes, %s" % (path, at, len(r.stdout),
                                                                  r.stderr.decode()))
     return [r.stdout[y * width:(y + 1) * width] for y in range(height)]
+
+
+def sharpness(rows, x0, y0, x1, y1):
+    """Mean absolute difference of horizontal neighbours in [x0, x1) x [y0, y1): edges."""
+    diffs = [abs(row[x + 1] - row[x]) for row in rows[y0:y1] for x in range(x0, x1 - 1)]
+    return sum(diffs) / len(diffs)
 
 
 def region_stats(rows, x0, y0, x1, y1):
@@ -247,6 +254,14 @@ class MultiCamera(unittest.TestCase):
                 self.assertRegex(r.stdout, r"cam%d \(\d\d:\d\d:\d\d\): \d+ seconds" % i)
             self.assertIn("2 cameras (again,book)", r.stderr)  # two different clips
             self.assertIn("Got EOS", r.stdout)
+            # mode=blur: the office's door and wall at the left of again.mkv (no person there)
+            # has lost most of its edges against the clip itself (measured: 6.3 -> 1.3).
+            clip = sharpness(grey_frame(os.path.join(SHARED, "media", "asl", "again.mkv"), 1.0,
+                                        320, 240), 0, 0, 60, 240)
+            out = sharpness(grey_frame(os.path.join(files, "cam0.mp4"), 2.0, 320, 240),
+                            0, 0, 60, 240)
+            self.assertLess(out, 0.5 * clip, "background not blurred: edges %.2f in the clip, "
+                            "%.2f out" % (clip, out))
 
     def test_mosaic_of_three(self):
         with tempfile.TemporaryDirectory() as out:
