@@ -11,10 +11,15 @@ Debian's ffprobe/ffmpeg:
 - meta-messages.sh prints a unetseg message per frame;
 - the RTP pair: rtp-receive.sh OUT.mp4 records what rtp-send.sh sends, ended by SIGINT;
 - rtp-send.sh keeps real time on this machine: its own chain fed by a live 640x480 30 fps source
-  for 10 s delivers at least 90% of the frames (tests/pipelines/rtp_realtime.py).
+  for 10 s delivers at least 90% of the frames (tests/pipelines/rtp_realtime.py);
+- multi-camera.sh, small (320x240, 15 fps, 3 s of frames per camera): two cameras (the asl clips
+  looped, paced as live) to one mp4 each, every file H.264 of the right size with at least 80% of
+  the frames offered, the background blurred; three cameras tiled into a 2x2 mosaic whose fourth tile stays black and
+  whose other three show pictures; two cameras as MPEG-TS over SRT to two srtsrc listeners, what
+  they receive decoded; flags it must refuse, refused with the reason.
 
 Needs the build (UNETSEG_BUILD_ROOT, given to the scripts as UNETSEG_BUILD), ../shared
-(UNETSEG_SHARED) and ffmpeg (scripts/setup.sh). About 40 s.
+(UNETSEG_SHARED) and ffmpeg (scripts/setup.sh). About 60 s.
 """
 import os
 import re
@@ -36,7 +41,9 @@ LONG = os.path.join(SHARED, "media", "people-walking.mp4")  # 768x432, 10 fps, 1
 
 def env_for(out):
     env = dict(os.environ)
-    for var in ("MODEL", "INPUT", "UNETSEG_ARGS", "GST_PLUGIN_PATH", "GST_PLUGIN_PATH_1_0"):
+    for var in ("MODEL", "INPUT", "UNETSEG_ARGS", "GST_PLUGIN_PATH", "GST_PLUGIN_PATH_1_0",
+                "COUNT", "SIZE", "FPS", "DURATION", "CAMERAS", "RTSP_URLS", "OUTPUT", "OUT_DIR",
+                "RTP", "SRT", "CLIPS", "MODE", "TEST_PATTERN", "RTSP_LATENCY"):
         env.pop(var, None)
     env["UNETSEG_BUILD"] = BUILD
     env["OUT"] = out
@@ -67,6 +74,50 @@ def free_udp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_udp_ports(count):
+    """A first port P with P..P+count-1 all free on 127.0.0.1 (multi-camera.sh --srt counts up)."""
+    for _ in range(50):
+        first = free_udp_port()
+        socks = []
+        try:
+            for port in range(first, first + count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError("no %d consecutive free UDP ports on 127.0.0.1" % count)
+
+
+def grey_frame(path, at, width, height):
+    """One decoded frame of a video at `at` seconds, scaled to width x height, as rows of grey
+    levels (ffmpeg)."""
+    r = subprocess.run(["ffmpeg", "-v", "error", "-ss", str(at), "-i", path, "-frames:v", "1",
+                        "-vf", "scale=%d:%d" % (width, height), "-f", "rawvideo",
+                        "-pix_fmt", "gray", "-"], capture_output=True, timeout=60)
+    if r.returncode != 0 or len(r.stdout) != width * height:
+        raise AssertionError("ffmpeg %s at %s s: %d bytes, %s" % (path, at, len(r.stdout),
+                                                                 r.stderr.decode()))
+    return [r.stdout[y * width:(y + 1) * width] for y in range(height)]
+
+
+def sharpness(rows, x0, y0, x1, y1):
+    """Mean absolute difference of horizontal neighbours in [x0, x1) x [y0, y1): edges."""
+    diffs = [abs(row[x + 1] - row[x]) for row in rows[y0:y1] for x in range(x0, x1 - 1)]
+    return sum(diffs) / len(diffs)
+
+
+def region_stats(rows, x0, y0, x1, y1):
+    """Mean and standard deviation of the grey levels in [x0, x1) x [y0, y1)."""
+    values = [v for row in rows[y0:y1] for v in row[x0:x1]]
+    mean = sum(values) / len(values)
+    return mean, (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
 
 
 class FileScripts(unittest.TestCase):
@@ -168,6 +219,124 @@ class Rtp(unittest.TestCase):
         self.assertIsNotNone(m, r.stdout)
         offered, out = int(m.group(1)), int(m.group(2))
         self.assertGreaterEqual(out, 0.9 * offered, r.stdout)
+
+
+class MultiCamera(unittest.TestCase):
+    """pipelines/multi-camera.sh, small: 320x240 at 15 fps, 3 s of frames per camera (45)."""
+    SMALL = ["--size", "320x240", "--fps", "15", "--duration", "3"]
+    OFFERED = 45
+
+    def run_script(self, out, *args, timeout=120):
+        return subprocess.run([script("multi-camera.sh"), *args], capture_output=True, text=True,
+                              timeout=timeout, env=env_for(out))
+
+    def check_h264(self, path, size, strict=True):
+        info = ffprobe_size(path, strict)
+        self.assertEqual(info["codec_name"], "h264", info)
+        self.assertEqual((int(info["width"]), int(info["height"])), size, info)
+        frames = int(info["nb_read_frames"])
+        # Every frame a camera offers, less the few its leaky queue may lose on a busy machine.
+        self.assertGreaterEqual(frames, 0.8 * self.OFFERED, info)
+        self.assertLessEqual(frames, self.OFFERED + 1, info)
+        return frames
+
+    def test_one_mp4_per_camera(self):
+        with tempfile.TemporaryDirectory() as out:
+            files = os.path.join(out, "cams")
+            r = self.run_script(out, "--count", "2", *self.SMALL, "--out-dir", files)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertEqual(sorted(os.listdir(files)), ["cam0.mp4", "cam1.mp4"])
+            for i in range(2):
+                path = os.path.join(files, "cam%d.mp4" % i)
+                self.check_h264(path, (320, 240))
+                ok, err = decodes_cleanly(path)
+                self.assertTrue(ok, err)
+                self.assertRegex(r.stdout, r"cam%d \(\d\d:\d\d:\d\d\): \d+ seconds" % i)
+            self.assertIn("2 cameras (again,book)", r.stderr)  # two different clips
+            self.assertIn("Got EOS", r.stdout)
+            # mode=blur: the office's door and wall at the left of again.mkv (no person there)
+            # has lost most of its edges against the clip itself (measured: 6.3 -> 1.3).
+            clip = sharpness(grey_frame(os.path.join(SHARED, "media", "asl", "again.mkv"), 1.0,
+                                        320, 240), 0, 0, 60, 240)
+            out = sharpness(grey_frame(os.path.join(files, "cam0.mp4"), 2.0, 320, 240),
+                            0, 0, 60, 240)
+            self.assertLess(out, 0.5 * clip, "background not blurred: edges %.2f in the clip, "
+                            "%.2f out" % (clip, out))
+
+    def test_mosaic_of_three(self):
+        with tempfile.TemporaryDirectory() as out:
+            path = os.path.join(out, "mosaic.mp4")
+            r = self.run_script(out, "--count", "3", *self.SMALL, "--output", path)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("a 2x2 mosaic", r.stderr)
+            self.check_h264(path, (320, 240))
+            rows = grey_frame(path, 2.0, 320, 240)
+            tiles = [(0, 0), (160, 0), (0, 120), (160, 120)]
+            stats = [region_stats(rows, x + 8, y + 8, x + 152, y + 112) for x, y in tiles]
+            for i, (mean, sd) in enumerate(stats[:3]):  # a picture: a person before an office
+                self.assertGreater(sd, 10, "tile %d is flat: %s" % (i, stats))
+                self.assertGreater(mean, 40, "tile %d is dark: %s" % (i, stats))
+            mean, sd = stats[3]  # no fourth camera: compositor's black background
+            self.assertLess(mean, 24, stats)
+            self.assertLess(sd, 4, stats)
+
+    def test_srt_per_camera(self):
+        with tempfile.TemporaryDirectory() as out:
+            port = free_udp_ports(2)
+            receivers = []
+            for i in range(2):
+                receivers.append(subprocess.Popen(
+                    ["gst-launch-1.0", "-e", "srtsrc",
+                     "uri=srt://127.0.0.1:%d?mode=listener" % (port + i), "!", "filesink",
+                     "location=%s" % os.path.join(out, "srt%d.ts" % i)],
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+            try:
+                time.sleep(1)
+                r = self.run_script(out, "--count", "2", *self.SMALL,
+                                    "--srt", "srt://127.0.0.1:%d" % port)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                time.sleep(1)
+            finally:
+                logs = []
+                for rx in receivers:
+                    rx.send_signal(signal.SIGINT)
+                    logs.append(rx.communicate(timeout=30)[0])
+            for i in range(2):
+                path = os.path.join(out, "srt%d.ts" % i)
+                self.assertTrue(os.path.getsize(path) > 0, logs[i])
+                # SRT's live mode drops what is still unsent when the sender closes (no linger),
+                # so the last frame or two may arrive cut: count the frames whatever ffprobe says
+                # of those, and want the first 2 s (30 frames) to decode without an error.
+                self.check_h264(path, (320, 240), strict=False)
+                r = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-t", "2", "-f", "null",
+                                    "-"], capture_output=True, text=True, timeout=60)
+                self.assertEqual((r.returncode, r.stderr), (0, ""), path)
+
+    def test_refuses_bad_flags(self):
+        with tempfile.TemporaryDirectory() as out:
+            for args, reason in [
+                    (["--count", "0"], "--count must be 1 to 64, not '0'"),
+                    (["--size", "1080p"], "--size must be WIDTHxHEIGHT, not '1080p'"),
+                    (["--camera", "/nonexistent/video9"],
+                     "camera /nonexistent/video9: no such video device"),
+                    (["--rtsp", "http://camera/"], "wants an rtsp:// or rtsps:// URL"),
+                    (["--count", "3", "--rtsp", "rtsp://a/", "--rtsp", "rtsp://b/"],
+                     "--count 3, but 2 cameras given"),
+                    (["--out-dir", out, "--srt", "srt://127.0.0.1:7001"], "exclude each other")]:
+                r = self.run_script(out, *args)
+                self.assertEqual(r.returncode, 2, (args, r.stdout, r.stderr))
+                self.assertIn(reason, r.stderr, args)
+
+
+def ffprobe_size(path, strict=True):
+    """Codec, size and decoded frames; strict: a decoding error fails too."""
+    r = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+                        "-show_entries", "stream=codec_name,width,height,nb_read_frames",
+                        "-of", "default=noprint_wrappers=1", path],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode != 0 or (strict and r.stderr):
+        raise AssertionError("ffprobe %s: %s" % (path, r.stderr))
+    return dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
 
 
 if __name__ == "__main__":
