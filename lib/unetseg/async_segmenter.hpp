@@ -68,7 +68,7 @@ class AsyncSegmenter {
            const cv::Mat& thumbnail = cv::Mat(), bool restart_state = false);
 
   // Copies the newest result into `out` when it is newer than out.sequence (out's memory is
-  // reused); returns whether it did. Holds the lock only for the copy of a model-size map.
+  // reused; sequences count per stream, so `out` is this stream's own); returns whether it did. Holds the lock only for the copy of a model-size map.
   // Throws unetseg::Error when a forward failed.
   bool take_latest(SegmentResult& out);
 

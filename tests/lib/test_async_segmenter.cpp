@@ -7,40 +7,16 @@
 #include <memory>
 #include <vector>
 
+#include "split_frame.hpp"
 #include "test_paths.hpp"
 #include "unetseg/async_segmenter.hpp"
 #include "unetseg/error.hpp"
 
 using namespace unetseg;
 using unetseg_test::test_model;
-
-namespace {
-
-// 320x240 RGB: red (foreground for unet_rg) left of column `split`, green right of it.
-struct SplitFrame {
-  std::vector<uint8_t> data;
-  FrameView view;
-  explicit SplitFrame(int split) : data(320 * 240 * 3) {
-    for (int y = 0; y < 240; ++y)
-      for (int x = 0; x < 320; ++x) data[(y * 320 + x) * 3 + (x < split ? 0 : 1)] = 255;
-    view = FrameView{data.data(), 320, 240, 320 * 3, PixelLayout::RGB};
-  }
-};
-
-// Frame `tag` splits at 5 * tag model columns (the model sees 64 columns, 5 frame pixels each).
-int split_of(std::int64_t tag) { return 5 * 5 * static_cast<int>(tag % 13); }
-
-// Whether a result's map is foreground exactly left of its tag's split.
-bool matches_its_frame(const SegmentResult& r) {
-  const int split_column = split_of(r.tag) / 5;
-  for (int x = 0; x < r.foreground.cols; ++x) {
-    const float v = r.foreground.at<float>(r.foreground.rows / 2, x);
-    if ((x < split_column) != (v > 0.5f)) return false;
-  }
-  return true;
-}
-
-}  // namespace
+using unetseg_test::matches_its_frame;
+using unetseg_test::split_of;
+using unetseg_test::SplitFrame;
 
 TEST(AsyncSegmenter, GivesWhatRunGivesForTheSameFrame) {
   Segmenter sync_seg(test_model("unet_rg"), Backend::Cpu);

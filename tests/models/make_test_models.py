@@ -4,8 +4,8 @@
 Usage: /usr/bin/python3 tests/models/make_test_models.py OUTDIR
 
 Writes into OUTDIR, for each NAME in unet_rg, logit_rg, twoclass_rg, classes3, u2net_rsu,
-slow_rg, recurrent_rg and nonfinite_rg, NAME.onnx and its sidecar NAME.json (docs/MODEL_SPEC.md). Built with onnx.helper only (no torch),
-opset 11, IR version 6, fp32, batch 1, static shapes, weights from a fixed numpy seed: every run
+slow_rg, recurrent_rg, nonfinite_rg, batch_rg and anybatch_rg, NAME.onnx and its sidecar NAME.json (docs/MODEL_SPEC.md). Built with onnx.helper only (no torch),
+opset 11, IR version 6, fp32, batch 1 (batch_rg: 4, anybatch_rg: symbolic), static shapes, weights from a fixed numpy seed: every run
 writes byte-identical files. Every graph loads and runs in OpenCV 4.6's cv::dnn::readNetFromONNX.
 
 The oracle (see tests/models/README.md). The first four models read RGB input scaled by 1/255
@@ -31,6 +31,12 @@ The oracle (see tests/models/README.md). The first four models read RGB input sc
   slow_rg      logit              logit_rg's answer, slowly (hundreds of ms): for the live mode.
   recurrent_rg probability        0.5 * sigmoid(K * (R - G)) + 0.05 * n, n the frames it saw
                                   since its state (input `state`, output `state_out`) was zero.
+  batch_rg     logit              logit_rg at batch 4: several frames per forward (streams sharing
+                                  one model); its items must be what logit_rg gives each frame.
+  anybatch_rg  logit              logit_rg with a symbolic batch that only 1 fits: a Reshape to
+                                  1x1x(-1)x64 before the output stacks a batch's items into one
+                                  (a model that claims any batch but cannot run one: the worker
+                                  must fall back to one by one).
   nonfinite_rg probability        broken on purpose: NaN on green, +Inf on blue, 2 on red (outputs
                                   `one`, 1 channel, and `two` = [-one, one] for the other kinds).
 """
@@ -227,14 +233,30 @@ def make_unet_rg(rng):
                    'unet_rg: sigmoid(20*(R-G)) on images flat over aligned 2x2 blocks')
 
 
-def make_logit_rg(rng):
-    g = Graph('logit_rg', rng)
+def make_logit_rg(rng, batch=1, name='logit_rg'):
+    g = Graph(name, rng)
     hidden = rg_hidden(g, 'input', 0, 1, 2, 'conv1')                      # 4 x 64 x 64
     w = np.zeros((1, 4, 1, 1), np.float32)
     w[0, :2, 0, 0] = [K, -K]
     g.conv(hidden, w, np.zeros(1, np.float32), output='output', prefix='head')
-    return g.model([tensor('input', (1, 3, SIZE, SIZE))], [tensor('output', (1, 1, SIZE, SIZE))],
-                   'logit_rg: 20*(R-G)')
+    return g.model([tensor('input', (batch, 3, SIZE, SIZE))],
+                   [tensor('output', (batch, 1, SIZE, SIZE))], '%s: 20*(R-G)' % name)
+
+
+def make_batch_rg(rng):
+    return make_logit_rg(rng, batch=4, name='batch_rg')
+
+
+def make_anybatch_rg(rng):
+    g = Graph('anybatch_rg', rng)
+    hidden = rg_hidden(g, 'input', 0, 1, 2, 'conv1')                      # 4 x 64 x 64
+    w = np.zeros((1, 4, 1, 1), np.float32)
+    w[0, :2, 0, 0] = [K, -K]
+    logit = g.conv(hidden, w, np.zeros(1, np.float32), prefix='head')
+    shape = g.const('shape', np.array([1, 1, -1, SIZE], np.int64))
+    g.node('Reshape', [logit, shape], 'batch_one', output='output')
+    return g.model([tensor('input', ('N', 3, SIZE, SIZE))],
+                   [tensor('output', ('N', 1, SIZE, SIZE))], 'anybatch_rg: 20*(R-G), batch 1 only')
 
 
 # slow_rg: logit_rg's answer, plus a deliberately heavy branch (10 convolutions of 32 channels
@@ -442,6 +464,8 @@ MODELS = [
     ('recurrent_rg', make_recurrent_rg,
      dict(color_order='RGB', kind='probability', state=[('state', 'state_out')])),
     ('nonfinite_rg', make_nonfinite_rg, dict(color_order='RGB', kind='probability', output='one')),
+    ('batch_rg', make_batch_rg, dict(color_order='RGB', kind='logit')),
+    ('anybatch_rg', make_anybatch_rg, dict(color_order='RGB', kind='logit')),
 ]
 
 
