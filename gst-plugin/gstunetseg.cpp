@@ -617,6 +617,9 @@ gst_unetseg_sink_event (GstBaseTransform * trans, GstEvent * event)
    * a seek belongs to another place in the stream. */
   if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP && self->rt->video)
     self->rt->video->reset ();
+  /* No more frames from this stream: the streams sharing its model stop waiting for them. */
+  if (GST_EVENT_TYPE (event) == GST_EVENT_EOS && self->rt->video)
+    self->rt->video->pause ();
   return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
 }
 

@@ -131,5 +131,6 @@ UnetsegOutput::message (GstBuffer * buf, const GstSegment * segment,
       "bbox-height", G_TYPE_INT, r.stats.bounding_box.height,
       "inference-time", G_TYPE_UINT64, inference_ns (r),
       "mask-timestamp", G_TYPE_UINT64, mask_pts (r),
+      "batch", G_TYPE_INT, r.batch,
       "live", G_TYPE_BOOLEAN, live, "model", G_TYPE_STRING, model_name_, NULL);
 }

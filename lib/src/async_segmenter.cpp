@@ -60,6 +60,7 @@ bool AsyncSegmenter::submit(const FrameView& frame, std::int64_t tag, const cv::
     std::swap(staging_, waiting_);
     replaced = has_waiting_;
     has_waiting_ = true;
+    paused_ = false;
   }
   worker_->wake_.notify_one();
   return !replaced;
@@ -103,6 +104,14 @@ void AsyncSegmenter::flush() {
 void AsyncSegmenter::wait_idle() {
   std::unique_lock<std::mutex> lock(worker_->mutex_);
   worker_->done_.wait(lock, [this] { return (!has_waiting_ && !running_) || !failure_.empty(); });
+}
+
+void AsyncSegmenter::pause() {
+  {
+    std::lock_guard<std::mutex> lock(worker_->mutex_);
+    paused_ = true;
+  }
+  worker_->wake_.notify_one();  // a forward held for this stream's frame goes now
 }
 
 bool AsyncSegmenter::busy() const {

@@ -77,6 +77,13 @@ std::size_t ModelWorker::waiting() const {
                                                 [](const AsyncSegmenter* s) { return s->has_waiting_; }));
 }
 
+std::size_t ModelWorker::expected() const {
+  const auto sending = std::count_if(streams_.begin(), streams_.end(), [](const AsyncSegmenter* s) {
+    return s->has_waiting_ || !s->paused_;
+  });
+  return std::min<std::size_t>(batch_limit_, static_cast<std::size_t>(sending));
+}
+
 void ModelWorker::loop() {
   std::vector<Job> jobs;
   std::vector<AsyncSegmenter*> ready;
@@ -85,10 +92,9 @@ void ModelWorker::loop() {
     wake_.wait(lock, [this] { return stop_ || waiting() > 0; });
     if (stop_) break;
     // Room for more in this forward, and a bound on how long a frame may wait for them.
-    const std::size_t could = std::min<std::size_t>(batch_limit_, streams_.size());
-    if (options_.batch_timeout_ms > 0 && waiting() < could) {
+    if (options_.batch_timeout_ms > 0 && waiting() < expected()) {
       wake_.wait_for(lock, std::chrono::milliseconds(options_.batch_timeout_ms),
-                     [&] { return stop_ || waiting() >= could; });
+                     [&] { return stop_ || waiting() >= expected(); });
       if (stop_) break;
       if (waiting() == 0) continue;  // flushed meanwhile
     }

@@ -81,6 +81,10 @@ class AsyncSegmenter {
   void wait_idle();
   // Whether a frame of this stream is waiting or being inferred.
   bool busy() const;
+  // The stream sends no frames for a while (end of stream, a stalled source): the worker stops
+  // holding forwards for its frame (ModelWorker::Options::batch_timeout_ms) until its next
+  // submit().
+  void pause();
 
  private:
   friend class ModelWorker;
@@ -103,6 +107,7 @@ class AsyncSegmenter {
   bool has_waiting_ = false;
   bool running_ = false;
   bool restart_pending_ = false;  // flush(): the next forward starts from a zero state
+  bool paused_ = false;           // pause() until the next submit()
   std::uint64_t generation_ = 0;  // bumped by flush(): older results are dropped
   std::uint64_t produced_ = 0;
   SegmentResult latest_;

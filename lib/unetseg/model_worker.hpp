@@ -68,6 +68,7 @@ class ModelWorker {
   void attach(AsyncSegmenter* stream);
   void detach(AsyncSegmenter* stream);  // waits while the stream's frame is in the model
   std::size_t waiting() const;          // streams with a frame waiting; lock held
+  std::size_t expected() const;         // frames a forward may wait for (not paused); lock held
   void loop();
   void run(std::vector<Job>& jobs, std::size_t n);  // no lock held
 

@@ -132,6 +132,9 @@ class VideoSegmenter {
   // no recurrent state, the next frame is submitted; live, a frame waiting or in the model is
   // dropped unseen.
   void reset();
+  // The stream sends no frames for a while (end of stream): other streams sharing the model
+  // stop waiting for its frames to fill a batch until its next process().
+  void pause() { stream_->pause(); }
   // Only a recurrent model's memory: the next submitted frame starts from a zero state, the
   // masks so far stay (a discontinuity, new caps). Nothing for other models.
   void restart_recurrence() { restart_pending_ = true; }
