@@ -236,10 +236,25 @@ bool ModelFlags::parse(Args& args) {
     const std::string v = args.value();
     if (!unetseg::backend_from_string(v, &backend))
       throw UsageError("--backend: auto, cpu, cuda or cuda-fp16, not '" + v + "'");
+  } else if (args.flag() == "--batch-size") {
+    batch.batch_size = args.integer(1, 256);
+  } else if (args.flag() == "--batch-timeout") {
+    batch.batch_timeout_ms = args.integer(0, 10000);
   } else {
     return false;
   }
   return true;
+}
+
+std::string ModelFlags::element_properties() const {
+  const unetseg::ModelWorker::Options defaults;
+  std::string out;
+  if (batch.batch_size != defaults.batch_size)
+    out += "batch-size=" + std::to_string(batch.batch_size);
+  if (batch.batch_timeout_ms != defaults.batch_timeout_ms)
+    out += (out.empty() ? "" : " ") + std::string("batch-timeout=") +
+           std::to_string(batch.batch_timeout_ms);
+  return out;
 }
 
 std::string ModelFlags::usage() const {
@@ -247,7 +262,11 @@ std::string ModelFlags::usage() const {
          "                     or an .onnx file with its sidecar (.json) beside it" +
          (model.empty() ? std::string(" (required)") : " (default " + model + ")") +
          "\n  --backend B        auto, cpu, cuda or cuda-fp16 (default " +
-         unetseg::to_string(backend) + ")\n";
+         unetseg::to_string(backend) + ")\n" +
+         "  --batch-size N     frames of streams sharing the model per forward (default " +
+         std::to_string(batch.batch_size) + ")\n" +
+         "  --batch-timeout MS how long a forward may wait for more streams' frames (default " +
+         std::to_string(batch.batch_timeout_ms) + ")\n";
 }
 
 std::shared_ptr<unetseg::Segmenter> ModelFlags::load(const char* tool) const {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "unetseg/model_worker.hpp"
 #include "unetseg/segmenter.hpp"
 #include "unetseg/video_segmenter.hpp"
 
@@ -72,11 +73,15 @@ std::string element_properties(const unetseg::VideoSegmenter::Options& options);
 struct ModelFlags {
   std::string model;
   unetseg::Backend backend = unetseg::Backend::Cpu;
+  unetseg::ModelWorker::Options batch;  // --batch-size, --batch-timeout (streams sharing it)
 
-  // Reads --model or --backend into this; false for any other flag.
+  // Reads --model, --backend, --batch-size or --batch-timeout into this; false for any other.
   bool parse(Args& args);
   // Usage lines for --model and --backend, with this object's values as their defaults.
   std::string usage() const;
+  // batch-size and batch-timeout where they differ from the element's defaults, as gst-launch
+  // properties ("batch-size=2"), for the pipelines a tool builds.
+  std::string element_properties() const;
   // Resolves a catalog name and loads the model; prints the backend note (why not CUDA) on
   // stderr as "TOOL: ...". Throws unetseg::Error as Segmenter does.
   std::shared_ptr<unetseg::Segmenter> load(const char* tool) const;

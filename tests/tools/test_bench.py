@@ -253,6 +253,49 @@ class Live(SectionRun):
             self.assertIn(word, r.stderr)
 
 
+class Streams(SectionRun):
+    """The streams section on two seconds of small frames with batch_rg (a model that batches):
+    one stream, then two sharing the model and two with one each; each row's counts are there
+    and consistent, and only shared streams of a batching model share forwards."""
+
+    @classmethod
+    def args(cls):
+        model = os.path.join(os.environ.get("UNETSEG_TEST_MODELS", ""), "batch_rg.onnx")
+        return ("--model", model, "--sections", "streams", "--streams", "1,2",
+                "--streams-size", "64x48", "--live-seconds", "2", "--batch-timeout", "20")
+
+    def test_table_on_stdout(self):
+        self.assertIn("Streams: N live 64x48 30 fps sources", self.result.stdout)
+        self.assertIn("independent", self.result.stdout)
+        print(self.result.stdout)
+
+    def test_rows(self):
+        rows = self.report["streams"]
+        self.assertEqual([(r["streams"], r["shared"]) for r in rows],
+                         [(1, 1), (2, 1), (2, 0)])
+        for r in rows:
+            self.assertEqual(len(r["per_stream"]), r["streams"])
+            self.assertGreater(r["cpu_share"], 0)
+            for s in r["per_stream"]:
+                self.assertEqual(s["expected"], 60)
+                self.assertGreater(s["frames"], 0)
+                self.assertGreaterEqual(s["model_frames"], 1)
+                self.assertTrue(all(a >= 0 for a in s["age_frames"]["all"]))
+        shared, independent = rows[1], rows[2]
+        self.assertTrue(all(s["mean_batch"] == 1 for s in independent["per_stream"]),
+                        "independent models never batch")
+        self.assertTrue(all(1 <= s["mean_batch"] <= 2 for s in shared["per_stream"]))
+        self.assertGreater(max(s["mean_batch"] for s in shared["per_stream"]), 1,
+                           "two live streams sharing a batching model with a 20 ms batch "
+                           "timeout share forwards")
+
+    def test_bad_streams_options(self):
+        for args in (["--streams", "0"], ["--streams", "1,x"], ["--streams-size", "big"]):
+            r = bench(*args)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(args[0], r.stderr)
+
+
 class BadUsage(unittest.TestCase):
     def check(self, args, status, words):
         r = bench(*args)

@@ -80,11 +80,13 @@ struct Options {
   int live_seconds = 10;
   NamedSize live_size{"720p", {1280, 720}};
   int live_fps = 30;
+  std::vector<int> streams{1, 2, 4, 8};       // the streams section's stream counts
+  NamedSize streams_size{"1080p", {1920, 1080}};
   std::string json;
 
   bool wants(const std::string& section) const;
-  // The unetseg element as a gst-launch fragment, named "seg", with these settings.
-  std::string element(const std::string& model_path) const;
+  // The unetseg element as a gst-launch fragment, named `name`, with these settings.
+  std::string element(const std::string& model_path, const std::string& name = "seg") const;
 };
 
 // ---- what the sections share (common.cpp) -------------------------------------------------
@@ -206,11 +208,39 @@ struct LiveResult {
   double seconds = 0;
   double latency_ms = 0;  // the sink's, at the end (what the pipeline configured)
   Clock::time_point first_arrival, last_arrival;
+  long batch_sum = 0;  // over the distinct masks: the frames in each one's forward
   double fps() const;
+  double mean_batch() const { return mask_sources.empty() ? 0 : double(batch_sum) / mask_sources.size(); }
   std::string pipeline;
+  // Counts unetseg's per-frame message (its PTS, the PTS its mask came from, the forward's
+  // batch); returns false for any other structure.
+  bool take_message(const GstStructure* st, GstClockTime period);
+};
+
+// Watches a sink's pad for a LiveResult: arrivals, gaps in the PTS, lateness.
+struct SinkProbe {
+  GstElement* sink = nullptr;
+  GstClockTime period = 0, last_pts = GST_CLOCK_TIME_NONE;
+  LiveResult* r = nullptr;
+  void attach(GstElement* pipeline, const std::string& sink_name, GstClockTime frame_period,
+              LiveResult* result);
+  void finish();  // the sink's latency and stats into the result; lets the sink go
+  static GstPadProbeReturn on_sink(GstPad* pad, GstPadProbeInfo* info, gpointer data);
 };
 LiveResult bench_live(const std::string& model_path, const fs::path& photo, const Options& opt);
 void print_live(const LiveResult& r, const Options& opt);
+
+struct StreamsResult {
+  int streams = 0;
+  bool shared = false;  // one model for all (share-model=true), else one each
+  std::vector<LiveResult> per_stream;
+  double seconds = 0;
+  double cpu_share = 0;  // the process's CPU time / wall time / cores
+  double rss_mib = 0;    // resident memory added by the pipeline, while it ran
+};
+StreamsResult bench_streams(const std::string& model_path, const fs::path& photo, int n,
+                            bool shared, const Options& opt);
+void print_streams(const std::vector<StreamsResult>& results, const Options& opt);
 
 constexpr int kMaxLag = 15;
 // One smoothing configuration of the flicker section: its VideoSegmenter and its figures.
@@ -249,6 +279,6 @@ void write_json(const std::string& path, const Options& opt, const unetseg::Segm
                 const std::vector<LibraryResult>& library,
                 const std::vector<ElementResult>& element, const PeerResult* peer,
                 const MemoryResult* memory, const FlickerResult* flicker,
-                const LiveResult* live);
+                const LiveResult* live, const std::vector<StreamsResult>& streams);
 
 }  // namespace bench

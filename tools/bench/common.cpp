@@ -61,9 +61,11 @@ bool Options::wants(const std::string& section) const {
   return std::find(sections.begin(), sections.end(), section) != sections.end();
 }
 
-std::string Options::element(const std::string& model_path) const {
-  const std::string properties = unetseg_tools::element_properties(frame);
-  return "unetseg name=seg backend=" + std::string(unetseg::to_string(model.backend)) +
+std::string Options::element(const std::string& model_path, const std::string& name) const {
+  std::string properties = unetseg_tools::element_properties(frame);
+  const std::string batch = model.element_properties();
+  if (!batch.empty()) properties += (properties.empty() ? "" : " ") + batch;
+  return "unetseg name=" + name + " backend=" + std::string(unetseg::to_string(model.backend)) +
          " model=" + quoted(model_path) + (properties.empty() ? "" : " " + properties);
 }
 

@@ -87,7 +87,7 @@ void write_json(const std::string& path, const Options& opt, const unetseg::Segm
                 const std::vector<LibraryResult>& library,
                 const std::vector<ElementResult>& element, const PeerResult* peer,
                 const MemoryResult* memory, const FlickerResult* flicker,
-                const LiveResult* live) {
+                const LiveResult* live, const std::vector<StreamsResult>& streams) {
   cv::FileStorage fs(path, cv::FileStorage::WRITE | cv::FileStorage::FORMAT_JSON);
   if (!fs.isOpened()) throw unetseg::Error("cannot write " + path);
   const std::time_t now = std::time(nullptr);
@@ -142,6 +142,21 @@ void write_json(const std::string& path, const Options& opt, const unetseg::Segm
     write_series(fs, "lateness_ms", live->lateness_ms);
     fs << "age_frames" << live->age_frames << "}";
   }
+  fs << "streams" << "[";
+  for (const StreamsResult& r : streams) {
+    fs << "{" << "streams" << r.streams << "shared" << r.shared << "size"
+       << opt.streams_size.name << "fps" << opt.live_fps << "seconds" << r.seconds
+       << "cpu_share" << r.cpu_share << "rss_mib" << r.rss_mib << "per_stream" << "[";
+    for (const LiveResult& s : r.per_stream) {
+      fs << "{" << "expected" << s.expected << "frames" << s.out << "fps" << s.fps()
+         << "missing" << s.missing << "model_frames" << static_cast<int>(s.mask_sources.size())
+         << "mean_batch" << s.mean_batch();
+      write_series(fs, "age_frames", s.age_frames);
+      fs << "}";
+    }
+    fs << "]" << "}";
+  }
+  fs << "]";
 }
 
 }  // namespace bench

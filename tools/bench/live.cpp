@@ -15,44 +15,71 @@ double LiveResult::fps() const {
   return s > 0 ? (out - 1) / s : 0;
 }
 
-namespace {
-
-struct LiveProbe {
-  GstElement* sink = nullptr;
-  GstClockTime period = 0, last_pts = GST_CLOCK_TIME_NONE;
-  LiveResult* r = nullptr;
-
-  static GstPadProbeReturn on_sink(GstPad* pad, GstPadProbeInfo* info, gpointer data) {
-    auto* self = static_cast<LiveProbe*>(data);
-    GstBuffer* buf = GST_PAD_PROBE_INFO_BUFFER(info);
-    const GstClockTime pts = GST_BUFFER_PTS(buf);
-    LiveResult& r = *self->r;
-    r.last_arrival = Clock::now();
-    if (r.out++ == 0) r.first_arrival = r.last_arrival;
-    if (GST_CLOCK_TIME_IS_VALID(self->last_pts) && pts > self->last_pts)
-      r.missing += static_cast<int>((pts - self->last_pts + self->period / 2) / self->period) - 1;
-    self->last_pts = pts;
-    // When the sink will render it: base time + running time + the pipeline's latency.
-    GstClock* clock = gst_element_get_clock(self->sink);
-    GstEvent* segment_event = gst_pad_get_sticky_event(pad, GST_EVENT_SEGMENT, 0);
-    if (clock && segment_event) {
-      const GstSegment* segment;
-      gst_event_parse_segment(segment_event, &segment);
-      const GstClockTime render_at = gst_element_get_base_time(self->sink) +
-                                     gst_segment_to_running_time(segment, GST_FORMAT_TIME, pts) +
-                                     gst_base_sink_get_latency(GST_BASE_SINK(self->sink));
-      const double lateness =
-          (static_cast<double>(gst_clock_get_time(clock)) - static_cast<double>(render_at)) / 1e6;
-      r.lateness_ms.push_back(lateness);
-      r.late += lateness > 0;
-    }
-    if (segment_event) gst_event_unref(segment_event);
-    if (clock) gst_object_unref(clock);
-    return GST_PAD_PROBE_OK;
+GstPadProbeReturn SinkProbe::on_sink(GstPad* pad, GstPadProbeInfo* info, gpointer data) {
+  auto* self = static_cast<SinkProbe*>(data);
+  GstBuffer* buf = GST_PAD_PROBE_INFO_BUFFER(info);
+  const GstClockTime pts = GST_BUFFER_PTS(buf);
+  LiveResult& r = *self->r;
+  r.last_arrival = Clock::now();
+  if (r.out++ == 0) r.first_arrival = r.last_arrival;
+  if (GST_CLOCK_TIME_IS_VALID(self->last_pts) && pts > self->last_pts)
+    r.missing += static_cast<int>((pts - self->last_pts + self->period / 2) / self->period) - 1;
+  self->last_pts = pts;
+  // When the sink will render it: base time + running time + the pipeline's latency.
+  GstClock* clock = gst_element_get_clock(self->sink);
+  GstEvent* segment_event = gst_pad_get_sticky_event(pad, GST_EVENT_SEGMENT, 0);
+  if (clock && segment_event) {
+    const GstSegment* segment;
+    gst_event_parse_segment(segment_event, &segment);
+    const GstClockTime render_at = gst_element_get_base_time(self->sink) +
+                                   gst_segment_to_running_time(segment, GST_FORMAT_TIME, pts) +
+                                   gst_base_sink_get_latency(GST_BASE_SINK(self->sink));
+    const double lateness =
+        (static_cast<double>(gst_clock_get_time(clock)) - static_cast<double>(render_at)) / 1e6;
+    r.lateness_ms.push_back(lateness);
+    r.late += lateness > 0;
   }
-};
+  if (segment_event) gst_event_unref(segment_event);
+  if (clock) gst_object_unref(clock);
+  return GST_PAD_PROBE_OK;
+}
 
-}  // namespace
+void SinkProbe::attach(GstElement* pipeline, const std::string& sink_name, GstClockTime frame_period,
+                       LiveResult* result) {
+  sink = gst_bin_get_by_name(GST_BIN(pipeline), sink_name.c_str());
+  period = frame_period;
+  r = result;
+  GstPad* pad = gst_element_get_static_pad(sink, "sink");
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, &SinkProbe::on_sink, this, nullptr);
+  gst_object_unref(pad);
+}
+
+void SinkProbe::finish() {
+  r->latency_ms = gst_base_sink_get_latency(GST_BASE_SINK(sink)) / 1e6;
+  GstStructure* stats = nullptr;
+  g_object_get(sink, "stats", &stats, nullptr);
+  if (stats) {
+    gst_structure_get_uint64(stats, "rendered", &r->rendered);
+    gst_structure_get_uint64(stats, "dropped", &r->dropped);
+    gst_structure_free(stats);
+  }
+  gst_object_unref(sink);
+  sink = nullptr;
+}
+
+bool LiveResult::take_message(const GstStructure* st, GstClockTime period) {
+  guint64 pts = 0, source = 0;
+  if (!gst_structure_has_name(st, "unetseg") || !gst_structure_get_uint64(st, "timestamp", &pts) ||
+      !gst_structure_get_uint64(st, "mask-timestamp", &source))
+    return false;
+  ++with_mask;
+  age_frames.push_back(static_cast<double>(pts - source) / period);
+  int batch = 1;
+  if (mask_sources.insert(source).second && gst_structure_get_int(st, "batch", &batch))
+    batch_sum += batch;
+  return true;
+}
+
 
 LiveResult bench_live(const std::string& model_path, const fs::path& photo, const Options& opt) {
   LiveResult r;
@@ -64,13 +91,8 @@ LiveResult bench_live(const std::string& model_path, const fs::path& photo, cons
                opt.element(model_path) + " post-messages=true" +
                " ! fakesink name=sink sync=true qos=true max-lateness=20000000";
   GstElement* pipeline = parse_pipeline(r.pipeline);
-  LiveProbe probe;
-  probe.sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
-  probe.period = GST_SECOND / opt.live_fps;
-  probe.r = &r;
-  GstPad* pad = gst_element_get_static_pad(probe.sink, "sink");
-  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, &LiveProbe::on_sink, &probe, nullptr);
-  gst_object_unref(pad);
+  SinkProbe probe;
+  probe.attach(pipeline, "sink", GST_SECOND / opt.live_fps, &r);
 
   std::fprintf(stderr, "unetseg-bench: live: %d s at %s, %d fps ...\n", opt.live_seconds,
                opt.live_size.name.c_str(), opt.live_fps);
@@ -78,27 +100,12 @@ LiveResult bench_live(const std::string& model_path, const fs::path& photo, cons
   // unetseg's message, one per frame that carries a mask: its PTS and the PTS of the frame the
   // mask came from.
   const std::string failure = play_until_done(pipeline, GST_MESSAGE_ELEMENT, [&](GstMessage* msg) {
-    const GstStructure* st = gst_message_get_structure(msg);
-    guint64 pts = 0, source = 0;
-    if (gst_structure_has_name(st, "unetseg") && gst_structure_get_uint64(st, "timestamp", &pts) &&
-        gst_structure_get_uint64(st, "mask-timestamp", &source)) {
-      ++r.with_mask;
-      r.age_frames.push_back(static_cast<double>(pts - source) / probe.period);
-      r.mask_sources.insert(source);
-    }
+    r.take_message(gst_message_get_structure(msg), probe.period);
     return true;
   });
   r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  r.latency_ms = gst_base_sink_get_latency(GST_BASE_SINK(probe.sink)) / 1e6;
-  GstStructure* stats = nullptr;
-  g_object_get(probe.sink, "stats", &stats, nullptr);
-  if (stats) {
-    gst_structure_get_uint64(stats, "rendered", &r.rendered);
-    gst_structure_get_uint64(stats, "dropped", &r.dropped);
-    gst_structure_free(stats);
-  }
+  probe.finish();
   gst_element_set_state(pipeline, GST_STATE_NULL);
-  gst_object_unref(probe.sink);
   gst_object_unref(pipeline);
   if (!failure.empty()) throw unetseg::Error("live pipeline failed: " + failure);
   return r;

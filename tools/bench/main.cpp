@@ -35,8 +35,8 @@ std::string usage() {
          "                     (default overlay,alpha,blur,replace,mask)\n"
          "  --frames N         timed frames per size in library and element sections (default 30)\n"
          "  --warmup N         untimed frames first (default 3)\n"
-         "  --sections LIST    any of library, element, peer, memory, flicker, live (default\n"
-         "                     library,element,peer)\n"
+         "  --sections LIST    any of library, element, peer, memory, flicker, live, streams\n"
+         "                     (default library,element,peer)\n"
          "  --threads N        OpenCV (and PyTorch) threads (default: OpenCV's own, one per core)\n"
          "  --images DIR       photos the library frames are made from (default\n"
          "                     ../shared/data/person-dev/images beside the source tree)\n"
@@ -54,6 +54,8 @@ std::string usage() {
          "  --flicker-threshold T  the smoothing's reset threshold, grey levels (default 12)\n"
          "  --live-seconds N   length of the live section's stream (default 10)\n"
          "  --live-size S      its frame size (default 720p), at --live-fps (default 30)\n"
+         "  --streams LIST     the streams section's stream counts (default 1,2,4,8), each\n"
+         "  --streams-size S   at this size (default 1080p), --live-fps, for --live-seconds\n"
          "  --json FILE        every figure, per frame where there is one, as JSON\n"
          "  --help             this text\n"
          "\n"
@@ -74,7 +76,12 @@ std::string usage() {
          "-> unetseg (live=auto: live) -> fakesink sync=true qos=true with a video sink's\n"
          "max-lateness of 20 ms. Missing: frames the source never made (gaps in the PTS at the\n"
          "sink); late: frames reaching the sink after their render time; dropped: the sink's own\n"
-         "count. Mask age: (frame PTS - PTS of the frame the mask came from) / frame period.\n";
+         "count. Mask age: (frame PTS - PTS of the frame the mask came from) / frame period.\n"
+         "\n"
+         "Streams (not part of the default run): N such live sources at --streams-size in one\n"
+         "process, each through its own unetseg (live=on) into its own sink, first with one\n"
+         "model shared by all (share-model=true: one inference thread, frames batched up to\n"
+         "batch-size), then with one model each (share-model=false), for each N of --streams.\n";
 }
 
 NamedSize size_value(unetseg_tools::Args& args) {
@@ -110,9 +117,9 @@ bool parse_args(int argc, char** argv, Options* opt) {
       opt->sections = args.list();
       for (const auto& s : opt->sections)
         if (s != "library" && s != "element" && s != "peer" && s != "memory" && s != "flicker" &&
-            s != "live")
+            s != "live" && s != "streams")
           throw UsageError("unknown section '" + s +
-                           "' (library, element, peer, memory, flicker, live)");
+                           "' (library, element, peer, memory, flicker, live, streams)");
     } else if (a == "--threads") {
       opt->threads = args.integer(1, 256);
     } else if (a == "--images") {
@@ -140,6 +147,18 @@ bool parse_args(int argc, char** argv, Options* opt) {
       opt->live_size = size_value(args);
     } else if (a == "--live-fps") {
       opt->live_fps = args.integer(1, 240);
+    } else if (a == "--streams") {
+      opt->streams.clear();
+      for (const auto& n : args.list()) {
+        char* end = nullptr;
+        const long v = std::strtol(n.c_str(), &end, 10);
+        if (n.empty() || *end || v < 1 || v > 64)
+          throw UsageError("--streams: counts from 1 to 64, got '" + n + "'");
+        opt->streams.push_back(static_cast<int>(v));
+      }
+      if (opt->streams.empty()) throw UsageError("--streams: give at least one count");
+    } else if (a == "--streams-size") {
+      opt->streams_size = size_value(args);
     } else if (a == "--flicker-clips") {
       opt->flicker_clips = args.list();
       if (opt->flicker_clips.empty()) throw UsageError("--flicker-clips: give at least one");
@@ -193,7 +212,9 @@ int run(const Options& opt) {
     }
   print_library(library, opt);
 
-  if ((opt.wants("element") || opt.wants("memory") || opt.wants("live")) && !find_element())
+  if ((opt.wants("element") || opt.wants("memory") || opt.wants("live") ||
+       opt.wants("streams")) &&
+      !find_element())
     throw unetseg::Error("the unetseg element is not found: build it (ninja -C build) or set "
                          "GST_PLUGIN_PATH to the folder with libgstunetseg.so");
   std::vector<ElementResult> element;
@@ -231,10 +252,20 @@ int run(const Options& opt) {
     live = bench_live(model_path, loaded.first, opt);
     print_live(live, opt);
   }
+  // Side by side for each N: shared, then independent, in the same minute.
+  std::vector<StreamsResult> streams;
+  if (opt.wants("streams"))
+    for (int n : opt.streams)
+      for (bool shared : {true, false}) {
+        if (n == 1 && !shared) continue;  // one stream: the same pipeline either way
+        streams.push_back(bench_streams(model_path, loaded.first, n, shared, opt));
+      }
+  print_streams(streams, opt);
   if (!opt.json.empty()) {
     write_json(opt.json, opt, *seg, library, element, opt.wants("peer") ? &peer : nullptr,
                opt.wants("memory") ? &memory : nullptr,
-               opt.wants("flicker") ? &flicker : nullptr, opt.wants("live") ? &live : nullptr);
+               opt.wants("flicker") ? &flicker : nullptr, opt.wants("live") ? &live : nullptr,
+               streams);
     std::fprintf(stderr, "unetseg-bench: wrote %s\n", opt.json.c_str());
   }
   return 0;

@@ -1,0 +1,115 @@
+// The streams section: N live cameras in one process, each through its own unetseg into its own
+// synchronised sink, with the model shared by all (the default: one network, one inference
+// thread, frames batched) against N independent instances (share-model=false), side by side
+// for each N: frames per second and mask age per stream, the model's frames per second, the
+// mean batch, the process's CPU share and resident memory.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "bench.hpp"
+#include "unetseg/error.hpp"
+
+namespace bench {
+
+namespace {
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// One camera: a photo made a live source by imagefreeze (a camera pointed at someone holding
+// still), like the live section's.
+std::string branch(int i, const std::string& model_path, const fs::path& photo, bool shared,
+                   const Options& opt) {
+  const std::string n = std::to_string(i);
+  return "filesrc location=" + quoted(photo.string()) + " ! decodebin ! videoconvert ! videoscale ! " +
+         caps_for(opt.streams_size.size) + " ! imagefreeze is-live=true num-buffers=" +
+         std::to_string(opt.live_seconds * opt.live_fps) + " ! video/x-raw,framerate=" +
+         std::to_string(opt.live_fps) + "/1 ! " + opt.element(model_path, "seg" + n) +
+         " live=on post-messages=true share-model=" + (shared ? "true" : "false") +
+         " ! fakesink name=sink" + n + " sync=true qos=true max-lateness=20000000 ";
+}
+
+}  // namespace
+
+StreamsResult bench_streams(const std::string& model_path, const fs::path& photo, int n,
+                            bool shared, const Options& opt) {
+  StreamsResult r;
+  r.streams = n;
+  r.shared = shared;
+  r.per_stream.resize(n);
+  std::string description;
+  for (int i = 0; i < n; ++i) description += branch(i, model_path, photo, shared, opt);
+  const double rss_before = resident_mib();
+  GstElement* pipeline = parse_pipeline(description);
+  std::vector<SinkProbe> probes(n);
+  const GstClockTime period = GST_SECOND / opt.live_fps;
+  for (int i = 0; i < n; ++i) {
+    r.per_stream[i].expected = opt.live_seconds * opt.live_fps;
+    probes[i].attach(pipeline, "sink" + std::to_string(i), period, &r.per_stream[i]);
+  }
+  std::fprintf(stderr, "unetseg-bench: streams: %d x %s %d fps, %s, %d s ...\n", n,
+               opt.streams_size.name.c_str(), opt.live_fps, shared ? "shared" : "independent",
+               opt.live_seconds);
+  const auto start = Clock::now();
+  const double cpu_start = cpu_seconds();
+  const std::string failure = play_until_done(pipeline, GST_MESSAGE_ELEMENT, [&](GstMessage* msg) {
+    const std::string from = GST_OBJECT_NAME(GST_MESSAGE_SRC(msg));
+    if (from.rfind("seg", 0) == 0) {
+      const int i = std::atoi(from.c_str() + 3);
+      if (i >= 0 && i < n) r.per_stream[i].take_message(gst_message_get_structure(msg), period);
+    }
+    if (r.rss_mib == 0 && std::chrono::duration<double>(Clock::now() - start).count() > 1.0)
+      r.rss_mib = resident_mib() - rss_before;  // loaded and running
+    return true;
+  });
+  r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  r.cpu_share = (cpu_seconds() - cpu_start) / r.seconds / sysconf(_SC_NPROCESSORS_ONLN);
+  r.rss_mib = std::max(r.rss_mib, resident_mib() - rss_before);
+  for (int i = 0; i < n; ++i) {
+    probes[i].finish();
+    r.per_stream[i].seconds = r.seconds;
+  }
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+  if (!failure.empty()) throw unetseg::Error("streams pipeline failed: " + failure);
+  return r;
+}
+
+void print_streams(const std::vector<StreamsResult>& results, const Options& opt) {
+  if (results.empty()) return;
+  std::printf("\nStreams: N live %s %d fps sources (a photo, imagefreeze is-live=true) -> %s "
+              "live=on -> fakesink sync=true each, in one process; shared: one model for all "
+              "(share-model=true), independent: one each (share-model=false)\n",
+              opt.streams_size.name.c_str(), opt.live_fps, opt.element("M").c_str());
+  std::printf("%3s %-12s %18s %8s %14s %12s %6s %6s %8s\n", "N", "model", "fps/stream min-max",
+              "missing", "mask age med/p95", "model fps/str", "batch", "CPU", "RSS MiB");
+  for (const StreamsResult& r : results) {
+    double lo = 1e9, hi = 0, model_fps = 0, batch = 0;
+    int missing = 0;
+    std::vector<double> ages;
+    for (const LiveResult& s : r.per_stream) {
+      lo = std::min(lo, s.fps());
+      hi = std::max(hi, s.fps());
+      missing += s.missing + (s.expected - s.out - s.missing > 0 ? s.expected - s.out - s.missing : 0);
+      model_fps += s.mask_sources.size() / r.seconds;
+      batch += s.mean_batch();
+      ages.insert(ages.end(), s.age_frames.begin(), s.age_frames.end());
+    }
+    const Summary age = summarize(ages);
+    std::printf("%3d %-12s %8.1f - %-7.1f %8d %7.1f / %-5.1f %12.1f %6.2f %5.0f%% %8.0f\n",
+                r.streams, r.shared ? "shared" : "independent", lo, hi, missing, age.median,
+                age.p95, model_fps / r.streams, batch / r.streams, 100 * r.cpu_share, r.rss_mib);
+  }
+  std::printf("missing: frames of all streams that never reached their sink (the source's QoS "
+              "drops); mask age: frames between a frame and the one its mask came from; batch: "
+              "mean frames per forward; CPU: the process's share of all %ld cores\n",
+              sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+}  // namespace bench
