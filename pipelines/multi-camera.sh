@@ -89,6 +89,14 @@ count=${count:-4}
 if ! [[ "$count" =~ ^[1-9][0-9]*$ ]] || [ "$count" -gt 64 ]; then
   fail "--count must be 1 to 64, not '$count'"
 fi
+for prop in "${shared_props[@]}"; do  # the element's ranges: gst-launch would only warn
+  case "$prop" in
+    batch-size=*) [[ "${prop#*=}" =~ ^[1-9][0-9]*$ ]] && [ "${prop#*=}" -le 256 ] ||
+      fail "--batch-size must be 1 to 256, not '${prop#*=}'" ;;
+    batch-timeout=*) [[ "${prop#*=}" =~ ^[0-9]+$ ]] && [ "${prop#*=}" -le 10000 ] ||
+      fail "--batch-timeout must be 0 to 10000 milliseconds, not '${prop#*=}'" ;;
+  esac
+done
 outputs=0
 for o in "$output" "$out_dir" "$rtp" "$srt"; do [ -z "$o" ] || outputs=$((outputs + 1)); done
 [ "$outputs" -le 1 ] || fail "--output, --out-dir, --rtp and --srt exclude each other: pick one"
@@ -114,8 +122,11 @@ no_input=1
 # shellcheck source=pipelines/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+# Read whole first: grep -q would close the pipe early, and pipefail would take gst-inspect's
+# SIGPIPE for a missing property.
+element_help=$(gst-inspect-1.0 unetseg)
 for prop in "${shared_props[@]}"; do
-  gst-inspect-1.0 unetseg | grep -q "^  ${prop%%=*} " ||
+  grep -q "^  ${prop%%=*} " <<<"$element_help" ||
     die "this build's unetseg ($build/gst-plugin) has no ${prop%%=*} property: it needs an" \
       "element with shared models (docs/SCALING.md); leave --${prop%%=*} out, or rebuild"
 done

@@ -263,6 +263,29 @@ class MultiCamera(unittest.TestCase):
             self.assertLess(out, 0.5 * clip, "background not blurred: edges %.2f in the clip, "
                             "%.2f out" % (clip, out))
 
+    def test_shared_model_flags_reach_the_elements(self):
+        """--batch-size, --batch-timeout, --model-instance-id and --private-model are the
+        element's properties: a bad value is refused by the element itself, and good ones run."""
+        with tempfile.TemporaryDirectory() as out:
+            files = os.path.join(out, "cams")
+            r = self.run_script(out, "--count", "2", *self.SMALL, "--out-dir", files,
+                                "--batch-size", "2", "--batch-timeout", "30",
+                                "--model-instance-id", "cams")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            for i in range(2):
+                self.check_h264(os.path.join(files, "cam%d.mp4" % i), (320, 240))
+            r = self.run_script(out, "--count", "2", *self.SMALL, "--out-dir", files,
+                                "--private-model")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            # Out of the properties' ranges: refused before anything runs (gst-launch itself
+            # would only warn and keep the default).
+            for flag, value in (("--batch-size", "0"), ("--batch-size", "x"),
+                                ("--batch-timeout", "-1")):
+                r = self.run_script(out, "--count", "1", *self.SMALL, "--out-dir", files,
+                                    flag, value)
+                self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                self.assertIn(flag + " must be", r.stderr)
+
     def test_mosaic_of_three(self):
         with tempfile.TemporaryDirectory() as out:
             path = os.path.join(out, "mosaic.mp4")
