@@ -16,6 +16,8 @@ struct Allocations {
 };
 
 Allocations allocations_so_far();
+// Those of the calling thread alone (e.g. a streaming thread's, between two pad probes).
+Allocations allocations_on_this_thread();
 
 inline Allocations operator-(const Allocations& a, const Allocations& b) {
   return {a.count - b.count, a.bytes - b.bytes};

@@ -104,6 +104,7 @@ class AllSections(SectionRun):
             self.assertEqual(len(r["latency"]["all"]), 3)
             self.assertGreater(r["latency"]["median"], 0)
             self.assertGreater(r["bare_forward"]["median"], 0)
+            self.assertGreaterEqual(r["allocations_per_frame"], 0)
 
     def test_peer(self):
         peer = self.report["peer"]

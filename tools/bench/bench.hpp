@@ -172,6 +172,7 @@ struct ElementResult {
   int frames = 0;
   double fps = 0;
   std::vector<double> latency_ms, bare_forward_ms;
+  Allocations allocations;  // on the streaming thread, unetseg's sink pad to its src pad
 };
 ElementResult bench_element(unetseg::Segmenter& seg, const NamedSize& size, const fs::path& clip,
                             const std::vector<cv::Mat>& photos, const Options& opt);

@@ -19,21 +19,30 @@ struct PipelineProbe {
   int warmup = 0, wanted = 0, seen = 0;
   int sample_every = 0;  // memory section: RSS every N frames
   Clock::time_point in, first_in, last_out;  // first_in: the first timed frame's
+  Allocations in_allocations;                 // the streaming thread's, at the sink pad
+  Allocations allocations;                    // sink pad to src pad, over the timed frames
   std::vector<double> latency_ms;
   std::vector<std::pair<int, double>> rss;  // (frame, MiB)
 
   static GstPadProbeReturn on_sink(GstPad*, GstPadProbeInfo*, gpointer data) {
-    static_cast<PipelineProbe*>(data)->in = Clock::now();
+    auto* self = static_cast<PipelineProbe*>(data);
+    self->in = Clock::now();
+    self->in_allocations = unetseg_tools::allocations_on_this_thread();
     return GST_PAD_PROBE_OK;
   }
+  // In place, in one streaming thread: what happened between the two probes is unetseg's work
+  // on this buffer (the model's forward runs on its own thread and is not in it).
   static GstPadProbeReturn on_src(GstPad*, GstPadProbeInfo*, gpointer data) {
     auto* self = static_cast<PipelineProbe*>(data);
     const auto now = Clock::now();
+    const Allocations made = unetseg_tools::allocations_on_this_thread() - self->in_allocations;
     const int n = ++self->seen;
     if (n == self->warmup + 1) self->first_in = self->in;
     if (n > self->warmup && n <= self->warmup + self->wanted) {
       self->latency_ms.push_back(std::chrono::duration<double, std::milli>(now - self->in).count());
       self->last_out = now;
+      self->allocations.count += made.count;
+      self->allocations.bytes += made.bytes;
     }
     if (self->sample_every > 0 && n % self->sample_every == 0)
       self->rss.emplace_back(n, resident_mib());
@@ -98,6 +107,7 @@ ElementResult bench_element(unetseg::Segmenter& seg, const NamedSize& size, cons
   r.frames = static_cast<int>(probe.latency_ms.size());
   r.fps = probe.fps();
   r.latency_ms = probe.latency_ms;
+  r.allocations = probe.allocations;
   return r;
 }
 
@@ -105,14 +115,17 @@ void print_element(const std::vector<ElementResult>& results, const Options& opt
   if (results.empty()) return;
   std::printf("\nElement: decode -> videoscale -> %s -> fakesink sync=false\n"
               "(latency: unetseg's sink pad to its src pad; bare forward: net.forward alone,\n"
-              "same model and input, just before)\n",
+              "same model and input, just before; allocations: heap allocations per frame on the\n"
+              "streaming thread between the two pads, GStreamer's own included)\n",
               opt.element("M").c_str());
-  std::printf("%-10s %-8s %-8s %-18s %-18s %-10s\n", "size", "frames", "fps", "latency ms",
-              "bare forward ms", "latency / forward");
+  std::printf("%-10s %-8s %-8s %-18s %-18s %-18s %s\n", "size", "frames", "fps", "latency ms",
+              "bare forward ms", "latency / forward", "allocations");
   for (const auto& r : results) {
     const Summary lat = summarize(r.latency_ms), fwd = summarize(r.bare_forward_ms);
-    std::printf("%-10s %-8d %-8.1f %-18s %-18s %.2fx\n", r.size.name.c_str(), r.frames, r.fps,
-                fmt(lat).c_str(), fmt(fwd).c_str(), lat.median / fwd.median);
+    std::printf("%-10s %-8d %-8.1f %-18s %-18s %-18.2f %.2f (%.0f B)\n", r.size.name.c_str(),
+                r.frames, r.fps, fmt(lat).c_str(), fmt(fwd).c_str(), lat.median / fwd.median,
+                per_frame(r.allocations, r.frames),
+                r.frames ? static_cast<double>(r.allocations.bytes) / r.frames : 0.0);
   }
 }
 

@@ -107,7 +107,8 @@ void write_json(const std::string& path, const Options& opt, const unetseg::Segm
   fs << "element" << "[";
   for (const auto& r : element) {
     fs << "{" << "size" << r.size.name << "mode" << unetseg::to_string(opt.frame.mode)
-       << "frames" << r.frames << "fps" << r.fps;
+       << "frames" << r.frames << "fps" << r.fps << "allocations_per_frame"
+       << per_frame(r.allocations, r.frames);
     write_series(fs, "latency", r.latency_ms);
     write_series(fs, "bare_forward", r.bare_forward_ms);
     fs << "}";
