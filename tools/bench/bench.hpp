@@ -5,6 +5,7 @@
 //   peer.cpp     the same network in PyTorch
 //   live.cpp     a live source through the element into a synchronised sink
 //   flicker.cpp  mask stability on real clips, per smoothing setting
+//   passes.cpp   the frame path besides the forward, per mode, in frame copies (memcpy)
 //   json.cpp     every figure as JSON
 #pragma once
 
@@ -61,6 +62,7 @@ struct Options {
     return o;
   }();
   std::vector<NamedSize> sizes;
+  bool sizes_given = false;  // --sizes was given (else the passes section runs at 1080p only)
   std::vector<Mode> modes{Mode::Overlay, Mode::Alpha, Mode::Blur, Mode::Replace, Mode::Mask};
   int frames = 30;
   int warmup = 3;
@@ -164,6 +166,26 @@ LibraryResult bench_library(const std::shared_ptr<unetseg::Segmenter>& seg,
                             const NamedSize& size, const std::vector<cv::Mat>& photos,
                             const Options& opt);
 void print_library(const std::vector<LibraryResult>& results, const Options& opt);
+
+// One size and layout of the passes section: per mode, the frame path besides the forward.
+struct PassesResult {
+  NamedSize size;
+  unetseg::PixelLayout layout = unetseg::PixelLayout::RGBx;
+  int frames = 0;
+  StageSeries memcpy_;  // one full-frame read + write
+  struct Row {
+    StageSeries total;                    // preprocess + mask + stats + draw
+    std::vector<double> preprocess, mask;  // its parts (mask: with thumbnail and statistics)
+    StageSeries reference;                // the unfused path from public pieces
+    std::vector<double> reference_mask;   // its mask + statistics
+    cv::Mat blob, thumbnail;
+  };
+  std::map<Mode, Row> modes;
+};
+std::vector<PassesResult> bench_passes(const std::shared_ptr<unetseg::Segmenter>& seg,
+                                       const NamedSize& size, const std::vector<cv::Mat>& photos,
+                                       const Options& opt);
+void print_passes(const std::vector<PassesResult>& results, const Options& opt);
 
 struct ElementResult {
   NamedSize size;

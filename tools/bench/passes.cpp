@@ -1,0 +1,190 @@
+// The passes section: what VideoSegmenter does to a frame besides the model's forward
+// (preprocess, thumbnail when the settings need one, the mask's upscale and refinement, its
+// statistics, drawing), per size, layout and mode, beside one full-frame read + write (a memcpy
+// of the same frame) timed in the same run: each mode's cost in "frame copies". The mask is a
+// real one (the model run once per photo); then only the rest is timed, as process_inferred()
+// takes it. Beside it, the reference path built from public pieces as the frame path was before
+// its passes were fused (the mask materialised at frame size with cv::resize, thresholded,
+// measured, then drawn), alternating with it frame by frame.
+#include <opencv2/imgproc.hpp>
+
+#include <cstdio>
+#include <cstring>
+
+#include "bench.hpp"
+#include "unetseg/temporal.hpp"
+
+namespace bench {
+
+namespace {
+
+using unetseg::PixelLayout;
+using unetseg::VideoSegmenter;
+
+void count(StageSeries& s, Allocations before) {
+  const Allocations made = allocations_so_far() - before;
+  s.allocations.count += made.count;
+  s.allocations.bytes += made.bytes;
+}
+
+// The frame path as it was: the mask at frame size (OpenCV's 8-bit bilinear resize of the
+// quantised map, then the threshold), its statistics, then Compositor::draw on it. Only for the
+// settings without refinement (the bench's defaults).
+struct Reference {
+  unetseg::MaskFilter filter;  // for to_alpha8 and stats only
+  unetseg::Compositor compositor;
+  cv::Mat small, alpha, blob;
+  unetseg::MaskStats stats;
+  void mask(const cv::Mat& foreground, cv::Size size, const unetseg::MaskOptions& o) {
+    unetseg::MaskFilter::to_alpha8(foreground, small);
+    cv::resize(small, alpha, size, 0, 0, cv::INTER_LINEAR);
+    if (!o.soft) {
+      float t = static_cast<float>(std::min(std::max(o.threshold, 0.0), 1.0));
+      std::uint8_t level = 0;
+      cv::Mat level_mat(1, 1, CV_8UC1, &level);
+      unetseg::MaskFilter::to_alpha8(cv::Mat(1, 1, CV_32FC1, &t), level_mat);
+      cv::threshold(alpha, alpha, level - 1, 255, cv::THRESH_BINARY);
+    }
+    stats = unetseg::MaskFilter::stats(alpha);
+  }
+};
+
+bool refined(const unetseg::MaskOptions& o) {
+  return o.min_island > 0 || o.guided_radius > 0 || o.smooth_contour != 0 || o.feather != 0 ||
+         o.scaling != unetseg::MaskScaling::Bilinear;
+}
+
+}  // namespace
+
+std::vector<PassesResult> bench_passes(const std::shared_ptr<unetseg::Segmenter>& seg,
+                                       const NamedSize& size, const std::vector<cv::Mat>& photos,
+                                       const Options& opt) {
+  std::vector<PassesResult> results;
+  // The element's usual layouts (4 bytes a pixel, what videoconvert hands a 1080p camera);
+  // alpha mode needs an alpha channel, so it runs on the same bytes read as RGBA / BGRA.
+  for (PixelLayout layout : {PixelLayout::RGBx, PixelLayout::BGRx}) {
+    PassesResult r;
+    r.size = size;
+    r.layout = layout;
+    r.frames = opt.frames;
+    std::vector<cv::Mat> sources;
+    std::vector<unetseg::SegmentResult> masks;
+    for (const cv::Mat& photo : photos) {
+      cv::Mat scaled;
+      cv::resize(photo, scaled, size.size, 0, 0, cv::INTER_AREA);
+      if (layout == PixelLayout::BGRx) cv::cvtColor(scaled, scaled, cv::COLOR_RGBA2BGRA);
+      sources.push_back(scaled);
+      cv::Mat work = scaled.clone();
+      const unetseg::FrameView v{work.data, work.cols, work.rows, work.step[0], layout};
+      cv::Mat thumbnail;
+      unetseg::frame_thumbnail(v, seg->output_size(), thumbnail);
+      masks.emplace_back();
+      masks.back().assign(seg->run(v), thumbnail, 0, seg->last_times());
+    }
+    cv::Mat frame = sources[0].clone(), copy = sources[0].clone();
+    const std::size_t bytes = frame.total() * frame.elemSize();
+
+    std::map<Mode, std::unique_ptr<VideoSegmenter>> videos;
+    std::map<Mode, Reference> references;
+    for (Mode m : opt.modes) videos[m] = std::make_unique<VideoSegmenter>(seg);
+
+    for (int i = 0; i < opt.warmup + opt.frames; ++i) {
+      const bool timed = i >= opt.warmup;
+      const cv::Mat& source = sources[i % sources.size()];
+      const unetseg::SegmentResult& inferred = masks[i % masks.size()];
+      Allocations a = allocations_so_far();
+      auto t0 = Clock::now();
+      std::memcpy(copy.data, source.data, bytes);  // one full-frame read + write
+      if (timed) {
+        r.memcpy_.ms.push_back(ms_since(t0));
+        count(r.memcpy_, a);
+      }
+      for (Mode m : opt.modes) {
+        VideoSegmenter::Options o = opt.frame;
+        o.mode = m;
+        const PixelLayout drawn_on = m != Mode::Alpha         ? layout
+                                     : layout == PixelLayout::RGBx ? PixelLayout::RGBA
+                                                                   : PixelLayout::BGRA;
+        const unetseg::FrameView view{frame.data, frame.cols, frame.rows, frame.step[0],
+                                      drawn_on};
+        VideoSegmenter& video = *videos[m];
+        const bool thumbnail = o.skip_threshold > 0 || o.smoothing > 0 ||
+                               (seg->recurrent() && o.scene_cut > 0);
+        PassesResult::Row& row = r.modes[m];
+        // Old and new alternate which goes first, so that neither always finds the cache warm.
+        for (int k = 0; k < 2; ++k) {
+          const bool reference = (k == 0) == (i % 2 == 0);
+          if (reference && refined(video.mask_options(o))) continue;
+          std::memcpy(frame.data, source.data, bytes);
+          a = allocations_so_far();
+          t0 = Clock::now();
+          if (reference) {
+            Reference& ref = references[m];
+            seg->preprocess(view, ref.blob);
+            const auto t1 = Clock::now();
+            ref.mask(inferred.foreground, size.size, video.mask_options(o));
+            const double mask_ms = ms_since(t1);
+            ref.compositor.draw(view, m, ref.alpha, cv::Mat(), o.draw);
+            if (timed) {
+              row.reference.ms.push_back(ms_since(t0));
+              row.reference_mask.push_back(mask_ms);
+              count(row.reference, a);
+            }
+          } else {
+            seg->preprocess(view, row.blob);
+            const double preprocess_ms = ms_since(t0);
+            if (thumbnail) unetseg::frame_thumbnail(view, seg->output_size(), row.thumbnail);
+            video.process_inferred(view, inferred, o);
+            const double mask_ms = ms_since(t0);
+            video.draw(view, o);
+            if (timed) {
+              row.total.ms.push_back(ms_since(t0));
+              row.preprocess.push_back(preprocess_ms);
+              row.mask.push_back(mask_ms - preprocess_ms);
+              count(row.total, a);
+            }
+          }
+        }
+      }
+    }
+    results.push_back(std::move(r));
+  }
+  return results;
+}
+
+void print_passes(const std::vector<PassesResult>& results, const Options& opt) {
+  if (results.empty()) return;
+  const std::string properties = unetseg_tools::element_properties(opt.frame);
+  std::printf(
+      "\nPasses: everything VideoSegmenter does to a frame besides the forward (preprocess,\n"
+      "thumbnail if the settings need one, mask upscale/refinement + statistics, draw), ms median\n"
+      "over %d frames%s%s, beside a memcpy of the same frame in the same run; copies = median /\n"
+      "memcpy median; allocs: heap allocations per frame; reference: the same from public pieces\n"
+      "as before the passes were fused (cv::resize to a frame-size alpha, threshold, stats,\n"
+      "Compositor::draw), alternating with it (alpha mode: the same bytes as RGBA/BGRA)\n",
+      opt.frames, properties.empty() ? "" : ", with ", properties.c_str());
+  std::printf("%-8s %-6s %-8s %-8s %-10s %-10s %-8s %-9s %-7s %-7s | %-9s %-8s %-7s %-7s\n", "size",
+              "layout", "mode", "memcpy", "preprocess", "mask+stat", "draw", "total", "copies",
+              "allocs", "reference", "mask", "copies", "allocs");
+  for (const auto& r : results) {
+    const double copy = summarize(r.memcpy_.ms).median;
+    for (Mode m : opt.modes) {
+      const PassesResult::Row& row = r.modes.at(m);
+      const double total = summarize(row.total.ms).median;
+      const double pre = summarize(row.preprocess).median, mask = summarize(row.mask).median;
+      std::printf("%-8s %-6s %-8s %-8.2f %-10.2f %-10.2f %-8.2f %-9.2f %-7.2f %-7.1f |",
+                  r.size.name.c_str(), unetseg::layout_name(r.layout), unetseg::to_string(m),
+                  copy, pre, mask, total - pre - mask, total, total / copy,
+                  per_frame(row.total.allocations, r.frames));
+      if (row.reference.ms.empty()) {
+        std::printf(" (refined: no reference)\n");
+        continue;
+      }
+      const double ref = summarize(row.reference.ms).median;
+      std::printf(" %-9.2f %-8.2f %-7.2f %-7.1f\n", ref, summarize(row.reference_mask).median,
+                  ref / copy, per_frame(row.reference.allocations, r.frames));
+    }
+  }
+}
+
+}  // namespace bench
