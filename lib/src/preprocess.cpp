@@ -184,7 +184,7 @@ float resample(const FrameView& frame, cv::Size model, const int src[3], Kernel 
   }
 
   const size_t plane = static_cast<size_t>(model.area());
-  cv::parallel_for_(cv::Range(0, stripes), [&](const cv::Range& range) {
+  const auto body = [&](const cv::Range& range) {
     for (int s = range.start; s < range.end; ++s) {
       float* acc = rows + s * row_floats;
       float max_value = 0;
@@ -203,7 +203,12 @@ float resample(const FrameView& frame, cv::Size model, const int src[3], Kernel 
       }
       stripe_max[s] = max_value;
     }
-  }, stripes);
+  };
+  // One stripe runs here: cv::parallel_for_ allocates its bookkeeping even for one.
+  if (stripes == 1)
+    body(cv::Range(0, 1));
+  else
+    cv::parallel_for_(cv::Range(0, stripes), body, stripes);
   return *std::max_element(stripe_max, stripe_max + stripes);
 }
 
