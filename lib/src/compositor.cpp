@@ -68,6 +68,32 @@ inline void for_blocks(index_t n, Body&& body) {
   for (; i < n; ++i) body(i);
 }
 
+// Runs work(begin, end) over the maximal runs of kChunk-pixel chunks of `alpha` that hold a
+// value other than `idle` (pixels whose weight is then 0: the mode leaves them as they are), so
+// that a hard mask's sure areas are neither read nor written. The test is an OR over each chunk,
+// vectorised; a run is contiguous, so the kernels still see long rows.
+constexpr index_t kChunk = 64;
+template <typename Work>
+inline void busy_runs(const u8* __restrict alpha, index_t width, u8 idle, Work&& work) {
+  constexpr index_t kNone = ~index_t{0};
+  index_t run = kNone, c = 0;
+  for (; c + kChunk <= width; c += kChunk) {
+    u8 differs = 0;
+    for (index_t j = 0; j < kChunk; ++j) differs |= static_cast<u8>(alpha[c + j] ^ idle);
+    if (differs) {
+      if (run == kNone) run = c;
+    } else if (run != kNone) {
+      work(run, c);
+      run = kNone;
+    }
+  }
+  if (c < width) {  // the tail: part of the last run, or one of its own
+    if (run == kNone) run = c;
+    c = width;
+  }
+  if (run != kNone) work(run, c);
+}
+
 // --- Row kernels. Blending works on a row as a flat run of bytes with one weight per byte:
 // colour bytes get the pixel's alpha, the non-colour byte (alpha or padding) a value whose
 // weight is 0. So there is one branch-free loop for every layout, and the channel order only
@@ -342,15 +368,22 @@ u8* row_of(const FrameView& frame, int y) { return frame.data + y * frame.stride
 // Every pixel moves towards its target (target_row(y): kBpp bytes a pixel, frame's order) by
 // the weight move_towards describes; `weights` is a row of scratch.
 template <typename TargetRow>
-void move_frame(const FrameView& frame, const cv::Mat& alpha, u8 flip, u8 strength,
+void move_frame(const FrameView& frame, AlphaRows& alpha, u8 flip, u8 strength,
                 cv::Mat& weights, TargetRow&& target_row) {
   const index_t width = static_cast<index_t>(frame.width);
   weights.create(1, frame.width * frame.bytes_per_pixel(), CV_8UC1);
   with_pixel_shape(frame.layout, [&](auto bpp, auto skip) {
     constexpr int kBpp = decltype(bpp)::value, kSkip = decltype(skip)::value;
     for (int y = 0; y < frame.height; ++y) {
-      spread_alpha<kBpp, kSkip>(weights.data, alpha.ptr<u8>(y), flip, width);
-      move_towards(row_of(frame, y), target_row(y), weights.data, flip, strength, kBpp * width);
+      const u8* const a = alpha.row(y, 0);
+      u8* const px = row_of(frame, y);
+      const u8* const target = target_row(y);
+      // Pixels with alpha == flip have weight 0 (overlay: background; replace: foreground).
+      busy_runs(a, width, flip, [&](index_t b, index_t e) {
+        spread_alpha<kBpp, kSkip>(weights.data + kBpp * b, a + b, flip, e - b);
+        move_towards(px + kBpp * b, target + kBpp * b, weights.data + kBpp * b, flip, strength,
+                     kBpp * (e - b));
+      });
     }
   });
 }
@@ -380,6 +413,18 @@ void fill_colour_row(cv::Mat& row, const FrameView& frame, const cv::Vec3b& rgb)
   for (int x = 0; x < frame.width; ++x) std::memcpy(row.data + bpp * x, px.data(), bpp);
 }
 
+// A frame-size Mat read as rows (not copied).
+class MatRows final : public AlphaRows {
+ public:
+  explicit MatRows(const cv::Mat& alpha) : alpha_(alpha) {}
+  cv::Size size() const override { return alpha_.size(); }
+  void begin(int) override {}
+  const std::uint8_t* row(int y, int) override { return alpha_.ptr<std::uint8_t>(y); }
+
+ private:
+  const cv::Mat& alpha_;
+};
+
 // --- Checks.
 
 std::string size_text(int width, int height) {
@@ -408,7 +453,7 @@ void check_plane(const cv::Mat& plane, const FrameView& frame, const char* what)
 
 // --- Whole-frame drawing for the modes that need no state.
 
-void write_alpha(const FrameView& frame, const cv::Mat& alpha) {
+void write_alpha(const FrameView& frame, AlphaRows& alpha) {
   const int alpha_byte = channel_offsets(frame.layout).alpha;
   if (alpha_byte < 0)
     throw Error(std::string("Compositor: mode 'alpha' needs a layout with an alpha channel; ") +
@@ -416,22 +461,22 @@ void write_alpha(const FrameView& frame, const cv::Mat& alpha) {
   const index_t width = static_cast<index_t>(frame.width);
   for (int y = 0; y < frame.height; ++y) {
     if (alpha_byte == 0)
-      write_alpha_row<0>(row_of(frame, y), alpha.ptr<u8>(y), width);
+      write_alpha_row<0>(row_of(frame, y), alpha.row(y, 0), width);
     else
-      write_alpha_row<3>(row_of(frame, y), alpha.ptr<u8>(y), width);
+      write_alpha_row<3>(row_of(frame, y), alpha.row(y, 0), width);
   }
 }
 
-void paint_mask(const FrameView& frame, const cv::Mat& alpha) {
+void paint_mask(const FrameView& frame, AlphaRows& alpha) {
   const bool opaque = has_alpha(frame.layout);
   const index_t width = static_cast<index_t>(frame.width);
   with_pixel_shape(frame.layout, [&](auto bpp, auto skip) {
     constexpr int kBpp = decltype(bpp)::value, kSkip = decltype(skip)::value;
     for (int y = 0; y < frame.height; ++y) {
       if (opaque)
-        paint_mask_row<kBpp, kSkip, true>(row_of(frame, y), alpha.ptr<u8>(y), width);
+        paint_mask_row<kBpp, kSkip, true>(row_of(frame, y), alpha.row(y, 0), width);
       else
-        paint_mask_row<kBpp, kSkip, false>(row_of(frame, y), alpha.ptr<u8>(y), width);
+        paint_mask_row<kBpp, kSkip, false>(row_of(frame, y), alpha.row(y, 0), width);
     }
   });
 }
@@ -494,19 +539,35 @@ void Compositor::draw(const FrameView& frame, Mode mode, const cv::Mat& alpha,
   const bool by_class = mode == Mode::Overlay && !classes.empty();
   if (by_class) check_plane(classes, frame, "the class map");
   if (!by_class || !alpha.empty()) check_plane(alpha, frame, "the alpha mask");
+  if (by_class) {
+    overlay_classes(frame, classes, alpha, options.overlay_opacity, row_weights_, row_targets_);
+    return;
+  }
+  MatRows rows(alpha);
+  draw_rows(frame, mode, rows, options);
+}
 
+void Compositor::draw(const FrameView& frame, Mode mode, AlphaRows& alpha,
+                      const CompositorOptions& options) {
+  if (mode == Mode::None) return;
+  check_frame(frame);
+  const cv::Size size = alpha.size();
+  if (size.width != frame.width || size.height != frame.height)
+    throw Error("Compositor: the alpha mask is " + size_text(size.width, size.height) +
+                " but the frame is " + size_text(frame.width, frame.height));
+  draw_rows(frame, mode, alpha, options);
+}
+
+void Compositor::draw_rows(const FrameView& frame, Mode mode, AlphaRows& alpha,
+                           const CompositorOptions& options) {
+  if (mode != Mode::Blur) alpha.begin(1);
   switch (mode) {
     case Mode::None:
       break;
     case Mode::Overlay:
-      if (by_class) {
-        overlay_classes(frame, classes, alpha, options.overlay_opacity, row_weights_,
-                        row_targets_);
-      } else {
-        fill_colour_row(row_targets_, frame, rgb_of(options.overlay_color));
-        move_frame(frame, alpha, /*flip=*/0, opacity_weight(options.overlay_opacity),
-                   row_weights_, [&](int) { return row_targets_.data; });
-      }
+      fill_colour_row(row_targets_, frame, rgb_of(options.overlay_color));
+      move_frame(frame, alpha, /*flip=*/0, opacity_weight(options.overlay_opacity), row_weights_,
+                 [&](int) { return row_targets_.data; });
       break;
     case Mode::Alpha:
       write_alpha(frame, alpha);
@@ -531,7 +592,7 @@ void Compositor::draw(const FrameView& frame, Mode mode, const cv::Mat& alpha,
   }
 }
 
-void Compositor::blur(const FrameView& frame, const cv::Mat& alpha, int radius) {
+void Compositor::blur(const FrameView& frame, AlphaRows& alpha, int radius) {
   if (radius < 1)
     throw Error("Compositor: blur radius must be at least 1 pixel, got " +
                 std::to_string(radius));
@@ -595,6 +656,7 @@ void Compositor::blur(const FrameView& frame, const cv::Mat& alpha, int radius) 
     constexpr int kBpp = decltype(bpp_c)::value, kSkip = decltype(skip_c)::value;
 
     // 1. Per block row: sum its frame rows per column, then the columns per block.
+    alpha.begin(stripes);
     in_stripes(small_h, stripes, [&](int stripe, int begin, int end) {
       u8* const scratch = blur_scratch_.ptr<u8>(stripe);
       u32* const acc = reinterpret_cast<u32*>(scratch + acc_at);
@@ -605,9 +667,14 @@ void Compositor::blur(const FrameView& frame, const cv::Mat& alpha, int radius) 
         std::fill(acc_weight, acc_weight + width, 0u);
         for (int y = j * factor; y < std::min(height, (j + 1) * factor); ++y) {
           // The non-colour byte gets alpha 255, weight 0: its sum stays 0 (the weight's slot).
-          spread_alpha<kBpp, kSkip>(alpha_bytes, alpha.ptr<u8>(y), 255, width);
-          add_weighted(acc, row_of(frame, y), alpha_bytes, row_bytes);
-          add_background(acc_weight, alpha.ptr<u8>(y), width);
+          // Foreground (alpha 255) weighs nothing: its chunks are not read.
+          const u8* const a = alpha.row(y, stripe);
+          const u8* const px = row_of(frame, y);
+          busy_runs(a, width, 255, [&](index_t b, index_t e) {
+            spread_alpha<kBpp, kSkip>(alpha_bytes + kBpp * b, a + b, 255, e - b);
+            add_weighted(acc + kBpp * b, px + kBpp * b, alpha_bytes + kBpp * b, kBpp * (e - b));
+            add_background(acc_weight + b, a + b, e - b);
+          });
         }
         block_sums<kBpp, kSkip>(blur_sums_.ptr<float>(j), acc, acc_weight, width, factor,
                                 small_w);
@@ -653,19 +720,25 @@ void Compositor::blur(const FrameView& frame, const cv::Mat& alpha, int radius) 
 
     // 3. Per frame row: B between its two block rows, then the composite with weight
     // 255 - alpha, as move_frame does it.
+    alpha.begin(stripes);
     in_stripes(height, stripes, [&](int stripe, int begin, int end) {
       u8* const alpha_bytes = blur_scratch_.ptr<u8>(stripe) + bytes_at;
       for (int y = begin; y < end; ++y) {
         const UpscaleSource s = upscale_source(y, factor, small_h);
         const int wb = (s.num * 256 + factor) / (2 * factor);  // rounded to 1/256, below 256
-        spread_alpha<kBpp, kSkip>(alpha_bytes, alpha.ptr<u8>(y), 255, width);
-        if (wb > 0)
-          move_towards_between(row_of(frame, y), blur_rows_.ptr<u8>(s.lo),
-                               blur_rows_.ptr<u8>(s.lo + 1), static_cast<u16>(wb), alpha_bytes,
-                               row_bytes);
-        else
-          move_towards(row_of(frame, y), blur_rows_.ptr<u8>(s.lo), alpha_bytes, /*flip=*/255,
-                       /*strength=*/255, row_bytes);
+        const u8* const a = alpha.row(y, stripe);
+        u8* const px = row_of(frame, y);
+        const u8* const lo = blur_rows_.ptr<u8>(s.lo);
+        const u8* const hi = wb > 0 ? blur_rows_.ptr<u8>(s.lo + 1) : lo;
+        busy_runs(a, width, 255, [&](index_t b, index_t e) {  // foreground stays
+          const index_t at = kBpp * b, n = kBpp * (e - b);
+          spread_alpha<kBpp, kSkip>(alpha_bytes + at, a + b, 255, e - b);
+          if (wb > 0)
+            move_towards_between(px + at, lo + at, hi + at, static_cast<u16>(wb),
+                                 alpha_bytes + at, n);
+          else
+            move_towards(px + at, lo + at, alpha_bytes + at, /*flip=*/255, /*strength=*/255, n);
+        });
       }
     });
   });

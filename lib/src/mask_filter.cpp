@@ -281,13 +281,15 @@ const cv::Mat& MaskFilter::refine(const cv::Mat& foreground, const FrameView* gu
       // widened by the factor when it shrinks (bilinear alone would skip pixels).
       resample(small_alpha_, frame_size);
     } else {
-      cv::resize(small_alpha_, alpha_, frame_size, 0, 0, cv::INTER_LINEAR);
+      upscaler_.resize(small_alpha_, frame_size, alpha_);
     }
   }
-  if (!options.soft) {
-    // THRESH_BINARY keeps alpha > thresh, so level - 1 keeps alpha >= level (level 0 -> all).
-    cv::threshold(alpha_, alpha_, level - 1, 255, cv::THRESH_BINARY);
-  }
+  in_rows_ = false;
+  frame_size_ = frame_size;
+  level_ = level;
+  soft_ = options.soft;
+  if (!options.soft)
+    for (int y = 0; y < alpha_.rows; ++y) threshold_row(alpha_.ptr<std::uint8_t>(y));
   if (options.smooth_contour > 0) {
     // Two box passes make a tent, rounder than one square box; a hard mask is cut at 50% again.
     const int r = options.smooth_contour;
@@ -303,6 +305,66 @@ const cv::Mat& MaskFilter::refine(const cv::Mat& foreground, const FrameView* gu
     blurred_.copyTo(alpha_);  // the returned buffer stays the same from frame to frame
   }
   return alpha_;
+}
+
+void MaskFilter::apply_rows(const cv::Mat& foreground, const FrameView& frame,
+                            const MaskOptions& options) {
+  const cv::Size frame_size(frame.width, frame.height);
+  const bool whole = options.guided_radius > 0 || options.smooth_contour != 0 ||
+                     options.feather != 0 || options.scaling != MaskScaling::Bilinear ||
+                     frame_size.width < foreground.cols || frame_size.height < foreground.rows;
+  if (whole) {
+    apply(foreground, frame, options);
+    return;
+  }
+  require_frame_size(frame_size, "MaskFilter::apply_rows");
+  check_options(options);
+  level_ = threshold_level(options.threshold);
+  soft_ = options.soft;
+  to_alpha8(foreground, small_alpha_);
+  if (options.min_island > 0) remove_islands(small_alpha_, level_, options.min_island);
+  upscaler_.prepare(small_alpha_.size(), frame_size);
+  upscaler_.load(small_alpha_);
+  frame_size_ = frame_size;
+  in_rows_ = true;
+}
+
+const cv::Mat& MaskFilter::alpha() {
+  if (!in_rows_) return alpha_;
+  alpha_.create(frame_size_, CV_8UC1);
+  for (int y = 0; y < frame_size_.height; ++y) {
+    std::uint8_t* out = alpha_.ptr<std::uint8_t>(y);
+    upscaler_.row(y, out);
+    threshold_row(out);
+  }
+  in_rows_ = false;
+  return alpha_;
+}
+
+void MaskFilter::begin(int workers) {
+  if (!in_rows_) return;
+  if (worker_out_.rows < workers || worker_out_.cols < frame_size_.width)
+    worker_out_.create(std::max(workers, worker_out_.rows),
+                       std::max(frame_size_.width, worker_out_.cols), CV_8UC1);
+}
+
+const std::uint8_t* MaskFilter::row(int y, int worker) {
+  if (!in_rows_) return alpha_.ptr<std::uint8_t>(y);
+  std::uint8_t* out = worker_out_.ptr<std::uint8_t>(worker);
+  upscaler_.row(y, out);
+  threshold_row(out);
+  return out;
+}
+
+// THRESH_BINARY at level - 1, as cv::threshold did it: alpha >= level -> 255 (level 0: all).
+void MaskFilter::threshold_row(std::uint8_t* row) const {
+  if (soft_) return;
+  const int n = frame_size_.width;
+  const std::uint8_t level = static_cast<std::uint8_t>(level_);
+  int x = 0;
+  for (; x + 32 <= n; x += 32)  // fixed blocks: vectorised at -O2
+    for (int j = 0; j < 32; ++j) row[x + j] = row[x + j] >= level ? 255 : 0;
+  for (; x < n; ++x) row[x] = row[x] >= level ? 255 : 0;
 }
 
 // Holes first: an island inside a small hole joins the mask when the hole is filled, and a
@@ -442,7 +504,7 @@ void MaskFilter::guided_upsample(const cv::Mat& small, const FrameView& frame, i
   row_a_.resize(reduced.width + 1);  // one more: the right neighbour of the last column
   row_b_.resize(reduced.width + 1);
   // The plain upscale, which the guided result is blended into where the model is unsure.
-  cv::resize(small, alpha_, full, 0, 0, cv::INTER_LINEAR);
+  upscaler_.resize(small, full, alpha_);
   const ChannelOffsets off = channel_offsets(frame.layout);
   const int bpp = off.bytes_per_pixel;
   for (int y = 0; y < full.height; ++y) {
@@ -585,22 +647,27 @@ const cv::Mat& MaskFilter::upscale_classes(const cv::Mat& class_map, cv::Size fr
   return classes_;
 }
 
-MaskStats MaskFilter::stats(const cv::Mat& alpha) {
-  MaskStats result;
-  if (alpha.empty()) return result;
-  if (alpha.type() != CV_8UC1)
-    throw Error("MaskFilter::stats: alpha must be CV_8UC1, got " + describe(alpha));
-  result.foreground_fraction = cv::mean(alpha)[0] / 255.0;
+namespace {
 
-  // One scan per row from both ends: rows without foreground cost one pass, others stop at the
-  // outermost foreground pixels. No temporary mask, unlike threshold + boundingRect.
-  const auto is_foreground = [](std::uint8_t a) { return a >= 128; };
-  int left = alpha.cols, right = -1, top = -1, bottom = -1;
-  for (int y = 0; y < alpha.rows; ++y) {
-    const std::uint8_t* row = alpha.ptr<std::uint8_t>(y);
-    const std::uint8_t* end = row + alpha.cols;
+// Foreground statistics gathered a row at a time: the sum of alpha, and the box of alpha >= 128.
+struct StatsAccumulator {
+  std::uint64_t sum = 0;
+  int left = 0, right = -1, top = -1, bottom = -1;
+  explicit StatsAccumulator(int width) : left(width) {}
+
+  void add(const std::uint8_t* row, int width, int y) {
+    std::uint32_t row_sum = 0;  // at most 255 * width: fits up to 16 million pixels a row
+    int x = 0;
+    for (; x + 32 <= width; x += 32)
+      for (int j = 0; j < 32; ++j) row_sum += row[x + j];
+    for (; x < width; ++x) row_sum += row[x];
+    sum += row_sum;
+    // One scan per row from both ends: rows without foreground cost one pass, others stop at
+    // the outermost foreground pixels. No temporary mask, unlike threshold + boundingRect.
+    const auto is_foreground = [](std::uint8_t a) { return a >= 128; };
+    const std::uint8_t* end = row + width;
     const std::uint8_t* first = std::find_if(row, end, is_foreground);
-    if (first == end) continue;
+    if (first == end) return;
     const std::uint8_t* last =
         std::find_if(std::make_reverse_iterator(end), std::make_reverse_iterator(first),
                      is_foreground).base() - 1;
@@ -609,8 +676,34 @@ MaskStats MaskFilter::stats(const cv::Mat& alpha) {
     if (top < 0) top = y;
     bottom = y;
   }
-  if (top >= 0) result.bounding_box = cv::Rect(left, top, right - left + 1, bottom - top + 1);
-  return result;
+
+  MaskStats result(cv::Size size) const {
+    MaskStats stats;
+    // As cv::mean computes it (the exact sum times 1 / count), then / 255.
+    stats.foreground_fraction =
+        static_cast<double>(sum) * (1. / static_cast<double>(size.area())) / 255.0;
+    if (top >= 0) stats.bounding_box = cv::Rect(left, top, right - left + 1, bottom - top + 1);
+    return stats;
+  }
+};
+
+}  // namespace
+
+MaskStats MaskFilter::stats(const cv::Mat& alpha) {
+  if (alpha.empty()) return MaskStats();
+  if (alpha.type() != CV_8UC1)
+    throw Error("MaskFilter::stats: alpha must be CV_8UC1, got " + describe(alpha));
+  StatsAccumulator acc(alpha.cols);
+  for (int y = 0; y < alpha.rows; ++y) acc.add(alpha.ptr<std::uint8_t>(y), alpha.cols, y);
+  return acc.result(alpha.size());
+}
+
+MaskStats MaskFilter::stats() {
+  if (!in_rows_) return stats(alpha_);
+  begin(1);
+  StatsAccumulator acc(frame_size_.width);
+  for (int y = 0; y < frame_size_.height; ++y) acc.add(row(y, 0), frame_size_.width, y);
+  return acc.result(frame_size_);
 }
 
 }  // namespace unetseg

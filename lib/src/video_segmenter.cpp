@@ -10,6 +10,11 @@
 
 namespace unetseg {
 
+const cv::Mat& FrameResult::alpha() const {
+  static const cv::Mat none;
+  return filter_ ? filter_->alpha() : none;
+}
+
 VideoSegmenter::VideoSegmenter(std::shared_ptr<Segmenter> segmenter, bool live)
     : segmenter_(std::move(segmenter)) {
   if (!segmenter_) throw Error("VideoSegmenter: no segmenter");
@@ -141,14 +146,16 @@ const FrameResult& VideoSegmenter::finish(const FrameView& frame, const Options&
     out_.source_tag = -1;
     out_.model_mask = cv::Mat();
     out_.class_map = cv::Mat();
-    out_.alpha = cv::Mat();
+    out_.filter_ = nullptr;
     out_.stats = MaskStats();
     out_.times = StageTimes();
     out_.non_finite = 0;
     return out_;
   }
-  out_.alpha = mask_filter_.apply(smoothed_, frame, mask_options(options));
-  out_.stats = MaskFilter::stats(out_.alpha);
+  // Left in rows where nothing needs the mask whole: draw() and the stats compute its rows.
+  mask_filter_.apply_rows(smoothed_, frame, mask_options(options));
+  out_.filter_ = &mask_filter_;
+  out_.stats = mask_filter_.stats();
   out_.source_tag = result_.tag;
   out_.model_mask = smoothed_;
   out_.class_map = result_.class_map;
@@ -167,10 +174,12 @@ bool VideoSegmenter::draw(const FrameView& frame, const Options& options) {
     compositor_.draw(frame, options.mode, no_foreground_, cv::Mat(), options.draw);
     return true;
   }
-  const bool classes = segmenter_->spec().multi_class() && options.mode == Mode::Overlay;
-  compositor_.draw(frame, options.mode, out_.alpha,
-                   classes ? mask_filter_.upscale_classes(out_.class_map, size) : cv::Mat(),
-                   options.draw);
+  if (segmenter_->spec().multi_class() && options.mode == Mode::Overlay) {
+    compositor_.draw(frame, options.mode, mask_filter_.alpha(),
+                     mask_filter_.upscale_classes(out_.class_map, size), options.draw);
+    return true;
+  }
+  compositor_.draw(frame, options.mode, mask_filter_, options.draw);  // the mask's rows
   return true;
 }
 
@@ -193,9 +202,10 @@ double VideoSegmenter::warm_up(cv::Size size, PixelLayout layout, const Options&
   segmenter_->preprocess(view, blob);
   frame_thumbnail(view, segmenter_->output_size(), thumbnail_);
   const cv::Mat nothing = cv::Mat::zeros(segmenter_->output_size(), CV_32FC1);
-  const cv::Mat& alpha = mask_filter_.apply(nothing, view, mask_options(options));
+  mask_filter_.apply_rows(nothing, view, mask_options(options));
+  mask_filter_.stats();
   if (options.mode != Mode::None && Compositor::can_draw(options.mode, layout))
-    compositor_.draw(view, options.mode, alpha, cv::Mat(), options.draw);
+    compositor_.draw(view, options.mode, mask_filter_, options.draw);
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
       .count();
 }

@@ -5,6 +5,7 @@
 
 #include <opencv2/core.hpp>
 
+#include "unetseg/alpha_rows.hpp"
 #include "unetseg/frame.hpp"
 
 namespace unetseg {
@@ -66,6 +67,11 @@ class Compositor {
   // a stride shorter than a row, or a blur radius below 1.
   void draw(const FrameView& frame, Mode mode, const cv::Mat& alpha, const cv::Mat& classes,
             const CompositorOptions& options);
+  // The same with the mask given a row at a time (no class map): the rows of `alpha`, each asked
+  // for once per pass in order down the frame (Blur: twice, from its stripes on OpenCV's
+  // threads, one worker per stripe), so a mask computed row by row (MaskFilter::apply_rows) is
+  // never made whole. The pixels come out exactly as draw() with those rows as a Mat.
+  void draw(const FrameView& frame, Mode mode, AlphaRows& alpha, const CompositorOptions& options);
 
   // RGB colour of a class in multi-class overlays (class 0 is never drawn).
   static cv::Vec3b palette_color(int class_id);
@@ -80,7 +86,9 @@ class Compositor {
   // per-stripe scratch rows; the kernel; where each frame column samples a block row.
   cv::Mat blur_sums_, blur_rows_, blur_scratch_, blur_kernel_, blur_columns_, blur_column_weights_;
 
-  void blur(const FrameView& frame, const cv::Mat& alpha, int radius);
+  void draw_rows(const FrameView& frame, Mode mode, AlphaRows& alpha,
+                 const CompositorOptions& options);
+  void blur(const FrameView& frame, AlphaRows& alpha, int radius);
   const cv::Mat& scaled_background(const FrameView& frame);  // background_scaled_, cached
 };
 

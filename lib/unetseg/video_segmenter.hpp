@@ -32,12 +32,20 @@ struct FrameResult {
   std::int64_t source_tag = -1;
   cv::Mat model_mask;  // CV_32FC1 foreground probability at the model's output size, smoothed
   cv::Mat class_map;   // CV_8UC1 class ids at the model's output size; multi-class models only
-  cv::Mat alpha;       // CV_8UC1 at the frame's size, refined, 0/255 unless mask.soft
-  MaskStats stats;     // of alpha
+  // CV_8UC1 at the frame's size, refined, 0/255 unless mask.soft; empty without a mask. Made
+  // whole on the first call where the frame path had no need of it (the plain upscale is then
+  // computed row by row inside draw() and for the stats): that call costs one upscale pass and,
+  // the first time at a size, its allocation. Not thread-safe with the VideoSegmenter's calls.
+  const cv::Mat& alpha() const;
+  MaskStats stats;     // of alpha()
   StageTimes times;    // of the inference that made the mask
   // Pixels of that inference where the model gave NaN or Inf, shown as background (a broken
   // export, an fp16 overflow: worth a warning).
   std::size_t non_finite = 0;
+
+ private:
+  friend class VideoSegmenter;
+  MaskFilter* filter_ = nullptr;  // whose last result alpha() is; null without a mask
 };
 
 class VideoSegmenter {

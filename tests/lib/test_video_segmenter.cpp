@@ -78,9 +78,9 @@ TEST(VideoSegmenter, OfflineEveryFrameGetsItsOwnMask) {
     EXPECT_TRUE(r.fresh);
     EXPECT_EQ(r.source_tag, n);
     EXPECT_EQ(mask_columns(r), split_of(n) / 5);
-    ASSERT_EQ(r.alpha.size(), cv::Size(kW, kH));
-    EXPECT_EQ(r.alpha.at<std::uint8_t>(kH / 2, split_of(n) - 3), 255);
-    EXPECT_EQ(r.alpha.at<std::uint8_t>(kH / 2, split_of(n) + 3), 0);
+    ASSERT_EQ(r.alpha().size(), cv::Size(kW, kH));
+    EXPECT_EQ(r.alpha().at<std::uint8_t>(kH / 2, split_of(n) - 3), 255);
+    EXPECT_EQ(r.alpha().at<std::uint8_t>(kH / 2, split_of(n) + 3), 0);
     EXPECT_EQ(r.stats.bounding_box, cv::Rect(0, 0, split_of(n), kH));
     EXPECT_GT(r.times.forward_ms, 0);
   }
@@ -152,7 +152,7 @@ TEST(VideoSegmenter, LiveFramesNeverWaitAndCarryTheNewestMask) {
   EXPECT_FALSE(first.has_mask);
   EXPECT_TRUE(first.submitted);
   EXPECT_EQ(first.source_tag, -1);
-  EXPECT_TRUE(first.alpha.empty());
+  EXPECT_TRUE(first.alpha().empty());
 
   std::int64_t last_source = -1;
   int distinct = 0, older = 0, without = 1;
@@ -215,14 +215,14 @@ TEST(VideoSegmenter, SmoothingAveragesExceptWhereThePictureChanged) {
     frame.paint(100);
     const FrameResult& r = video.process(frame.view, 1, o);
     // Column 150: foreground in the first frame, background in the second.
-    const int value = r.alpha.at<std::uint8_t>(kH / 2, 150);
+    const int value = r.alpha().at<std::uint8_t>(kH / 2, 150);
     if (reset == 255.0) {
       EXPECT_NEAR(value, 128, 2) << "averaged";
     } else {
       EXPECT_EQ(value, 0) << "restarted where the colour changed";
     }
-    EXPECT_EQ(r.alpha.at<std::uint8_t>(kH / 2, 20), 255);
-    EXPECT_EQ(r.alpha.at<std::uint8_t>(kH / 2, 300), 0);
+    EXPECT_EQ(r.alpha().at<std::uint8_t>(kH / 2, 20), 255);
+    EXPECT_EQ(r.alpha().at<std::uint8_t>(kH / 2, 300), 0);
   }
 }
 
@@ -241,7 +241,7 @@ TEST(VideoSegmenter, ResetForgetsTheStream) {
   const FrameResult& r = video.process(frame.view, 2, o);
   EXPECT_TRUE(r.submitted) << "the first frame after a reset is always submitted";
   EXPECT_EQ(r.source_tag, 2);
-  EXPECT_EQ(r.alpha.at<std::uint8_t>(kH / 2, 150), 0) << "no smoothing with the old mask";
+  EXPECT_EQ(r.alpha().at<std::uint8_t>(kH / 2, 150), 0) << "no smoothing with the old mask";
 }
 
 TEST(VideoSegmenter, LiveResetDropsWhatTheModelHad) {
@@ -280,7 +280,7 @@ TEST(VideoSegmenter, ProcessInferredIsProcessAfterTheModel) {
     const FrameResult& rb = b.process_inferred(frame.view, inferred, o);
     EXPECT_TRUE(rb.fresh);
     EXPECT_EQ(rb.source_tag, n);
-    EXPECT_EQ(cv::norm(ra.alpha, rb.alpha, cv::NORM_INF), 0) << "frame " << n;
+    EXPECT_EQ(cv::norm(ra.alpha(), rb.alpha(), cv::NORM_INF), 0) << "frame " << n;
     EXPECT_EQ(cv::norm(ra.model_mask, rb.model_mask, cv::NORM_INF), 0) << "frame " << n;
   }
 }
@@ -354,6 +354,77 @@ TEST(VideoSegmenter, NoBufferIsAllocatedOnceTheFrameSizeIsStable) {
   }
   // cv::resize and the forward may make small scratch buffers of their own; no frame-size ones.
   EXPECT_EQ(counter.large_allocations, 0);
+}
+
+// draw() takes the plain upscale a row at a time (never whole); what it draws and the stats
+// are those of the whole mask, alpha(), drawn by a Compositor, in every mode, hard and soft.
+TEST(VideoSegmenter, DrawWithoutTheWholeMaskIsDrawWithIt) {
+  auto seg = load();
+  for (PixelLayout layout : {PixelLayout::RGB, PixelLayout::RGBA})
+    for (bool soft : {false, true})
+      for (Mode mode : {Mode::Overlay, Mode::Alpha, Mode::Blur, Mode::Replace, Mode::Mask}) {
+        if (!Compositor::can_draw(mode, layout)) continue;
+        VideoSegmenter video(seg);
+        Options o;
+        o.mode = mode;
+        o.mask.soft = soft;
+        const int bpp = channel_offsets(layout).bytes_per_pixel;
+        SplitFrame rgb(130);
+        std::vector<std::uint8_t> fused(kW * kH * bpp), whole;
+        for (int i = 0; i < kW * kH; ++i) {
+          std::memcpy(&fused[i * bpp], &rgb.data[i * 3], 3);
+          if (bpp == 4) fused[i * bpp + 3] = static_cast<std::uint8_t>(i);
+        }
+        whole = fused;
+        const FrameView view{fused.data(), kW, kH, static_cast<std::size_t>(kW) * bpp, layout};
+        const FrameResult& r = video.process(view, 0, o);
+        const MaskStats stats = r.stats;
+        ASSERT_TRUE(video.draw(view, o));
+        const cv::Mat& alpha = r.alpha();  // made whole only now
+        ASSERT_EQ(alpha.size(), cv::Size(kW, kH));
+        const MaskStats whole_stats = MaskFilter::stats(alpha);
+        EXPECT_EQ(stats.foreground_fraction, whole_stats.foreground_fraction);
+        EXPECT_EQ(stats.bounding_box, whole_stats.bounding_box);
+        if (!soft) {
+          EXPECT_EQ(alpha.at<std::uint8_t>(kH / 2, 100), 255);
+          EXPECT_EQ(alpha.at<std::uint8_t>(kH / 2, 160), 0);
+        }
+        Compositor compositor;
+        const FrameView other{whole.data(), kW, kH, static_cast<std::size_t>(kW) * bpp, layout};
+        compositor.draw(other, mode, alpha, cv::Mat(), o.draw);
+        EXPECT_EQ(fused, whole) << to_string(mode) << (soft ? " soft " : " hard ")
+                                << layout_name(layout);
+      }
+}
+
+// Everything but the forward (preprocess, the mask in rows, its stats, drawing) allocates
+// nothing per frame once the size is stable, in every mode, with one OpenCV thread.
+TEST(VideoSegmenter, ThePassesAllocateNothingPerFrame) {
+  auto seg = load();
+  const int threads = cv::getNumThreads();
+  cv::setNumThreads(1);
+  SplitFrame frame(100);
+  const Prediction& p = seg->run(frame.view);
+  SegmentResult inferred;
+  inferred.assign(p, cv::Mat(), 0, StageTimes());
+  for (Mode mode : {Mode::Overlay, Mode::Blur, Mode::Replace, Mode::Mask})
+    for (bool soft : {false, true}) {
+      VideoSegmenter video(seg);
+      Options o;
+      o.mode = mode;
+      o.mask.soft = soft;
+      cv::Mat blob;
+      const auto pass = [&] {
+        seg->preprocess(frame.view, blob);
+        video.process_inferred(frame.view, inferred, o);
+        video.draw(frame.view, o);
+      };
+      pass();
+      unetseg_test::CountingAllocator counter;
+      for (int n = 0; n < 3; ++n) pass();
+      EXPECT_EQ(counter.allocations, 0) << to_string(mode) << (soft ? " soft" : " hard");
+    }
+  cv::setNumThreads(threads);
 }
 
 TEST(VideoSegmenter, BadOptionsAreClearErrors) {
