@@ -270,7 +270,7 @@ int main(int argc, char **argv) {
       video.reset();
       const unetseg::FrameResult &r = video.process(view, static_cast<std::int64_t>(i), options);
       const double ms = r.times.total_ms();
-      const cv::Mat &soft = r.alpha();
+      const cv::Mat &soft = r.alpha;
       const unetseg::ImageScores s = unetseg::score_image(soft, ref, level, 2);
       acc.add(s);
       sum_ms += ms;

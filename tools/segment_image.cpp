@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
     if (!out_png.empty()) {
       bool written = false;
       try {
-        written = cv::imwrite(out_png, r.alpha());
+        written = cv::imwrite(out_png, r.alpha);
       } catch (const cv::Exception& e) {
         return fail(out_png + ": cannot write it: " + e.what());
       }

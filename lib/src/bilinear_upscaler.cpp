@@ -60,12 +60,13 @@ void BilinearUpscaler::prepare(cv::Size from, cv::Size to) {
 
 // OpenCV's HResizeLinear: integers, exact whatever the order; kept shifted right by 4, as its
 // vertical pass takes them (at most 255 * 2048 / 16 = 32640: 16 bits).
-void BilinearUpscaler::load(const cv::Mat& src) {
+void BilinearUpscaler::load(const cv::Mat& src, const std::uint8_t* skip) {
   horizontal_.create(from_.height, to_.width, CV_16SC1);
   const int* x0 = x0_.data();
   const int* x1 = x1_.data();
   const std::int16_t* a = ax_.data();
   for (int y = 0; y < from_.height; ++y) {
+    if (skip && skip[y]) continue;
     const std::uint8_t* in = src.ptr<std::uint8_t>(y);
     std::int16_t* out = horizontal_.ptr<std::int16_t>(y);
     for (int x = 0; x < to_.width; ++x)

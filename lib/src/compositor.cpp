@@ -68,30 +68,71 @@ inline void for_blocks(index_t n, Body&& body) {
   for (; i < n; ++i) body(i);
 }
 
-// Runs work(begin, end) over the maximal runs of kChunk-pixel chunks of `alpha` that hold a
-// value other than `idle` (pixels whose weight is then 0: the mode leaves them as they are), so
-// that a hard mask's sure areas are neither read nor written. The test is an OR over each chunk,
-// vectorised; a run is contiguous, so the kernels still see long rows.
+// Runs over a row of alpha in chunks of kChunk pixels, so that a hard mask's sure areas cost
+// little: chunks all `idle` (weight 0 everywhere: the mode leaves them as they are) are neither
+// read nor written; chunks all `full` (weight 255 everywhere) go to full(begin, end), which
+// needs no blending; the rest to mixed(begin, end). Neighbouring chunks of one kind make one
+// run, so the kernels still see long rows; the tests are ORs over a chunk, vectorised. With
+// full == idle, no chunk is taken as full.
 constexpr index_t kChunk = 64;
-template <typename Work>
-inline void busy_runs(const u8* __restrict alpha, index_t width, u8 idle, Work&& work) {
-  constexpr index_t kNone = ~index_t{0};
-  index_t run = kNone, c = 0;
-  for (; c + kChunk <= width; c += kChunk) {
-    u8 differs = 0;
-    for (index_t j = 0; j < kChunk; ++j) differs |= static_cast<u8>(alpha[c + j] ^ idle);
-    if (differs) {
-      if (run == kNone) run = c;
-    } else if (run != kNone) {
-      work(run, c);
-      run = kNone;
+template <typename Mixed, typename Full>
+inline void chunk_runs(const u8* __restrict alpha, index_t width, u8 idle, u8 full,
+                       Mixed&& mixed, Full&& full_run) {
+  enum Kind { kIdle, kFull, kMixed };
+  Kind kind = kIdle;
+  index_t begin = 0, c = 0;
+  const auto flush = [&](index_t end) {
+    if (kind == kMixed) mixed(begin, end);
+    else if (kind == kFull) full_run(begin, end);
+  };
+  for (; c < width; c += kChunk) {
+    const index_t n = std::min(kChunk, width - c);
+    u8 not_idle = 0, not_full = 0;
+    if (n == kChunk) {
+      for (index_t j = 0; j < kChunk; ++j) {
+        not_idle |= static_cast<u8>(alpha[c + j] ^ idle);
+        not_full |= static_cast<u8>(alpha[c + j] ^ full);
+      }
+    } else {
+      for (index_t j = 0; j < n; ++j) {
+        not_idle |= static_cast<u8>(alpha[c + j] ^ idle);
+        not_full |= static_cast<u8>(alpha[c + j] ^ full);
+      }
+    }
+    const Kind k = !not_idle ? kIdle : (!not_full && full != idle) ? kFull : kMixed;
+    if (k != kind) {
+      flush(c);
+      kind = k;
+      begin = c;
     }
   }
-  if (c < width) {  // the tail: part of the last run, or one of its own
-    if (run == kNone) run = c;
-    c = width;
-  }
-  if (run != kNone) work(run, c);
+  flush(width);
+}
+
+// A row's worth of byte masks: 0xFF on colour bytes, 0 on the non-colour one (alpha or padding).
+template <int kBpp, int kSkip>
+void colour_bytes(u8* out, index_t width) {
+  for (index_t i = 0; i < kBpp * width; ++i)
+    out[i] = kBpp == 4 && static_cast<int>(i % 4) == kSkip ? 0 : 0xFF;
+}
+
+// Weight 255 on the colour bytes: they become target's; the others stay.
+[[gnu::noinline]] void take(u8* __restrict px, const u8* __restrict target,
+                            const u8* __restrict colour, index_t n) {
+  for_blocks(n, [&](index_t i) {
+    px[i] = static_cast<u8>((target[i] & colour[i]) | (px[i] & ~colour[i]));
+  });
+}
+
+// The same with the target between rows a and b as move_towards_between makes it.
+[[gnu::noinline]] void take_between(u8* __restrict px, const u8* __restrict a,
+                                    const u8* __restrict b, u16 wb, const u8* __restrict colour,
+                                    index_t n) {
+  const u16 wa = static_cast<u16>(256 - wb);
+  for_blocks(n, [&](index_t i) {
+    const u8 target = static_cast<u8>(static_cast<u16>(a[i] * wa + b[i] * wb + 128) >> 8);
+    px[i] = static_cast<u8>((target & colour[i]) | (px[i] & ~colour[i]));
+  });
 }
 
 // --- Row kernels. Blending works on a row as a flat run of bytes with one weight per byte:
@@ -366,23 +407,30 @@ void with_pixel_shape(PixelLayout layout, Kernel&& kernel) {
 u8* row_of(const FrameView& frame, int y) { return frame.data + y * frame.stride; }
 
 // Every pixel moves towards its target (target_row(y): kBpp bytes a pixel, frame's order) by
-// the weight move_towards describes; `weights` is a row of scratch.
+// the weight move_towards describes; `weights` and `colour` are rows of scratch.
 template <typename TargetRow>
 void move_frame(const FrameView& frame, AlphaRows& alpha, u8 flip, u8 strength,
-                cv::Mat& weights, TargetRow&& target_row) {
+                cv::Mat& weights, cv::Mat& colour, TargetRow&& target_row) {
   const index_t width = static_cast<index_t>(frame.width);
   weights.create(1, frame.width * frame.bytes_per_pixel(), CV_8UC1);
+  colour.create(1, frame.width * frame.bytes_per_pixel(), CV_8UC1);
+  // Weight 255 everywhere only where flip is 255 (replace) at full strength: alpha 0 there.
+  const u8 full = flip == 255 && strength == 255 ? 0 : flip;
   with_pixel_shape(frame.layout, [&](auto bpp, auto skip) {
     constexpr int kBpp = decltype(bpp)::value, kSkip = decltype(skip)::value;
+    colour_bytes<kBpp, kSkip>(colour.data, width);
     for (int y = 0; y < frame.height; ++y) {
       const u8* const a = alpha.row(y, 0);
       u8* const px = row_of(frame, y);
       const u8* const target = target_row(y);
-      // Pixels with alpha == flip have weight 0 (overlay: background; replace: foreground).
-      busy_runs(a, width, flip, [&](index_t b, index_t e) {
+      // Pixels with alpha == flip have weight 0 (overlay: background; replace: foreground);
+      // replacing, alpha 0 has weight 255.
+      chunk_runs(a, width, flip, full, [&](index_t b, index_t e) {
         spread_alpha<kBpp, kSkip>(weights.data + kBpp * b, a + b, flip, e - b);
         move_towards(px + kBpp * b, target + kBpp * b, weights.data + kBpp * b, flip, strength,
                      kBpp * (e - b));
+      }, [&](index_t b, index_t e) {
+        take(px + kBpp * b, target + kBpp * b, colour.data + kBpp * b, kBpp * (e - b));
       });
     }
   });
@@ -567,6 +615,7 @@ void Compositor::draw_rows(const FrameView& frame, Mode mode, AlphaRows& alpha,
     case Mode::Overlay:
       fill_colour_row(row_targets_, frame, rgb_of(options.overlay_color));
       move_frame(frame, alpha, /*flip=*/0, opacity_weight(options.overlay_opacity), row_weights_,
+                 row_colour_,
                  [&](int) { return row_targets_.data; });
       break;
     case Mode::Alpha:
@@ -578,11 +627,11 @@ void Compositor::draw_rows(const FrameView& frame, Mode mode, AlphaRows& alpha,
     case Mode::Replace:
       if (has_background_image()) {
         const cv::Mat& back = scaled_background(frame);
-        move_frame(frame, alpha, /*flip=*/255, /*strength=*/255, row_weights_,
+        move_frame(frame, alpha, /*flip=*/255, /*strength=*/255, row_weights_, row_colour_,
                    [&](int y) { return back.ptr<u8>(y); });
       } else {
         fill_colour_row(row_targets_, frame, rgb_of(options.background_color));
-        move_frame(frame, alpha, /*flip=*/255, /*strength=*/255, row_weights_,
+        move_frame(frame, alpha, /*flip=*/255, /*strength=*/255, row_weights_, row_colour_,
                    [&](int) { return row_targets_.data; });
       }
       break;
@@ -649,11 +698,14 @@ void Compositor::blur(const FrameView& frame, AlphaRows& alpha, int radius) {
   // A few stripes a thread, so that a thread held up elsewhere delays little.
   const int stripes = std::clamp(4 * cv::getNumThreads(), 1, 64);
   blur_scratch_.create(stripes, static_cast<int>(scratch_bytes), CV_8UC1);
+  blur_colour_.create(1, static_cast<int>(row_bytes), CV_8UC1);
   blur_sums_.create(small_h, static_cast<int>(small_floats), CV_32FC1);
   blur_rows_.create(small_h, static_cast<int>(row_bytes), CV_8UC1);
 
   with_pixel_shape(frame.layout, [&](auto bpp_c, auto skip_c) {
     constexpr int kBpp = decltype(bpp_c)::value, kSkip = decltype(skip_c)::value;
+
+    colour_bytes<kBpp, kSkip>(blur_colour_.ptr<u8>(), static_cast<index_t>(width));
 
     // 1. Per block row: sum its frame rows per column, then the columns per block.
     alpha.begin(stripes);
@@ -670,11 +722,12 @@ void Compositor::blur(const FrameView& frame, AlphaRows& alpha, int radius) {
           // Foreground (alpha 255) weighs nothing: its chunks are not read.
           const u8* const a = alpha.row(y, stripe);
           const u8* const px = row_of(frame, y);
-          busy_runs(a, width, 255, [&](index_t b, index_t e) {
+          const auto add = [&](index_t b, index_t e) {
             spread_alpha<kBpp, kSkip>(alpha_bytes + kBpp * b, a + b, 255, e - b);
             add_weighted(acc + kBpp * b, px + kBpp * b, alpha_bytes + kBpp * b, kBpp * (e - b));
             add_background(acc_weight + b, a + b, e - b);
-          });
+          };
+          chunk_runs(a, width, 255, 255, add, add);
         }
         block_sums<kBpp, kSkip>(blur_sums_.ptr<float>(j), acc, acc_weight, width, factor,
                                 small_w);
@@ -723,6 +776,7 @@ void Compositor::blur(const FrameView& frame, AlphaRows& alpha, int radius) {
     alpha.begin(stripes);
     in_stripes(height, stripes, [&](int stripe, int begin, int end) {
       u8* const alpha_bytes = blur_scratch_.ptr<u8>(stripe) + bytes_at;
+      const u8* const colour = blur_colour_.ptr<u8>();
       for (int y = begin; y < end; ++y) {
         const UpscaleSource s = upscale_source(y, factor, small_h);
         const int wb = (s.num * 256 + factor) / (2 * factor);  // rounded to 1/256, below 256
@@ -730,7 +784,8 @@ void Compositor::blur(const FrameView& frame, AlphaRows& alpha, int radius) {
         u8* const px = row_of(frame, y);
         const u8* const lo = blur_rows_.ptr<u8>(s.lo);
         const u8* const hi = wb > 0 ? blur_rows_.ptr<u8>(s.lo + 1) : lo;
-        busy_runs(a, width, 255, [&](index_t b, index_t e) {  // foreground stays
+        // Foreground (alpha 255) stays; background (alpha 0) becomes B.
+        chunk_runs(a, width, 255, 0, [&](index_t b, index_t e) {
           const index_t at = kBpp * b, n = kBpp * (e - b);
           spread_alpha<kBpp, kSkip>(alpha_bytes + at, a + b, 255, e - b);
           if (wb > 0)
@@ -738,6 +793,12 @@ void Compositor::blur(const FrameView& frame, AlphaRows& alpha, int radius) {
                                  alpha_bytes + at, n);
           else
             move_towards(px + at, lo + at, alpha_bytes + at, /*flip=*/255, /*strength=*/255, n);
+        }, [&](index_t b, index_t e) {
+          const index_t at = kBpp * b, n = kBpp * (e - b);
+          if (wb > 0)
+            take_between(px + at, lo + at, hi + at, static_cast<u16>(wb), colour + at, n);
+          else
+            take(px + at, lo + at, colour + at, n);
         });
       }
     });

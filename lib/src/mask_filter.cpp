@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -323,21 +324,31 @@ void MaskFilter::apply_rows(const cv::Mat& foreground, const FrameView& frame,
   soft_ = options.soft;
   to_alpha8(foreground, small_alpha_);
   if (options.min_island > 0) remove_islands(small_alpha_, level_, options.min_island);
+  // OpenCV's bilinear mix never exceeds the largest value it mixes (its weights add up to at
+  // most 2049 / 2048 per axis, which its rounding absorbs below 256), so the output rows between
+  // two model rows below the threshold level are all 0 once thresholded, and between two rows of
+  // 0 all 0 soft too: row() hands out zero_row_ for those, and the model rows that feed only
+  // such output rows skip the horizontal pass.
+  const int dark_below = soft_ ? 1 : level_;
+  const int h = small_alpha_.rows;
+  dark_rows_.resize(h);
+  unused_rows_.resize(h);
+  for (int y = 0; y < h; ++y) {
+    const std::uint8_t* p = small_alpha_.ptr<std::uint8_t>(y);
+    dark_rows_[y] = *std::max_element(p, p + small_alpha_.cols) < dark_below;
+  }
+  for (int y = 0; y < h; ++y)
+    unused_rows_[y] = dark_rows_[std::max(y - 1, 0)] && dark_rows_[y] &&
+                      dark_rows_[std::min(y + 1, h - 1)];
   upscaler_.prepare(small_alpha_.size(), frame_size);
-  upscaler_.load(small_alpha_);
+  upscaler_.load(small_alpha_, unused_rows_.data());
+  if (zero_row_.cols < frame_size.width) zero_row_ = cv::Mat::zeros(1, frame_size.width, CV_8UC1);
   frame_size_ = frame_size;
   in_rows_ = true;
 }
 
 const cv::Mat& MaskFilter::alpha() {
-  if (!in_rows_) return alpha_;
-  alpha_.create(frame_size_, CV_8UC1);
-  for (int y = 0; y < frame_size_.height; ++y) {
-    std::uint8_t* out = alpha_.ptr<std::uint8_t>(y);
-    upscaler_.row(y, out);
-    threshold_row(out);
-  }
-  in_rows_ = false;
+  if (in_rows_) stats(/*keep=*/true);
   return alpha_;
 }
 
@@ -350,6 +361,8 @@ void MaskFilter::begin(int workers) {
 
 const std::uint8_t* MaskFilter::row(int y, int worker) {
   if (!in_rows_) return alpha_.ptr<std::uint8_t>(y);
+  if (dark_rows_[upscaler_.source_row(y, 0)] && dark_rows_[upscaler_.source_row(y, 1)])
+    return zero_row_.ptr<std::uint8_t>();
   std::uint8_t* out = worker_out_.ptr<std::uint8_t>(worker);
   upscaler_.row(y, out);
   threshold_row(out);
@@ -662,19 +675,26 @@ struct StatsAccumulator {
       for (int j = 0; j < 32; ++j) row_sum += row[x + j];
     for (; x < width; ++x) row_sum += row[x];
     sum += row_sum;
-    // One scan per row from both ends: rows without foreground cost one pass, others stop at
-    // the outermost foreground pixels. No temporary mask, unlike threshold + boundingRect.
-    const auto is_foreground = [](std::uint8_t a) { return a >= 128; };
-    const std::uint8_t* end = row + width;
-    const std::uint8_t* first = std::find_if(row, end, is_foreground);
-    if (first == end) return;
-    const std::uint8_t* last =
-        std::find_if(std::make_reverse_iterator(end), std::make_reverse_iterator(first),
-                     is_foreground).base() - 1;
-    left = std::min(left, static_cast<int>(first - row));
-    right = std::max(right, static_cast<int>(last - row));
+    // One scan per row from both ends, 32 bytes at a time (foreground: the top bit set): rows
+    // without foreground cost one pass, others stop at the outermost foreground pixels. No
+    // temporary mask, unlike threshold + boundingRect.
+    int first = 0;
+    while (first + 32 <= width && !any_foreground(row + first)) first += 32;
+    while (first < width && row[first] < 128) ++first;
+    if (first == width) return;
+    int last = width - 1;
+    while (last - 31 > first && !any_foreground(row + last - 31)) last -= 32;
+    while (row[last] < 128) --last;
+    left = std::min(left, first);
+    right = std::max(right, last);
     if (top < 0) top = y;
     bottom = y;
+  }
+
+  static bool any_foreground(const std::uint8_t* bytes) {
+    std::uint8_t any = 0;
+    for (int j = 0; j < 32; ++j) any |= bytes[j];
+    return any & 0x80;
   }
 
   MaskStats result(cv::Size size) const {
@@ -698,10 +718,25 @@ MaskStats MaskFilter::stats(const cv::Mat& alpha) {
   return acc.result(alpha.size());
 }
 
-MaskStats MaskFilter::stats() {
+MaskStats MaskFilter::stats(bool keep) {
   if (!in_rows_) return stats(alpha_);
-  begin(1);
   StatsAccumulator acc(frame_size_.width);
+  if (keep) {
+    alpha_.create(frame_size_, CV_8UC1);
+    for (int y = 0; y < frame_size_.height; ++y) {
+      std::uint8_t* out = alpha_.ptr<std::uint8_t>(y);
+      if (dark_rows_[upscaler_.source_row(y, 0)] && dark_rows_[upscaler_.source_row(y, 1)]) {
+        std::memset(out, 0, frame_size_.width);
+      } else {
+        upscaler_.row(y, out);
+        threshold_row(out);
+      }
+      acc.add(out, frame_size_.width, y);
+    }
+    in_rows_ = false;
+    return acc.result(frame_size_);
+  }
+  begin(1);
   for (int y = 0; y < frame_size_.height; ++y) acc.add(row(y, 0), frame_size_.width, y);
   return acc.result(frame_size_);
 }

@@ -10,11 +10,6 @@
 
 namespace unetseg {
 
-const cv::Mat& FrameResult::alpha() const {
-  static const cv::Mat none;
-  return filter_ ? filter_->alpha() : none;
-}
-
 VideoSegmenter::VideoSegmenter(std::shared_ptr<Segmenter> segmenter, bool live)
     : segmenter_(std::move(segmenter)) {
   if (!segmenter_) throw Error("VideoSegmenter: no segmenter");
@@ -146,16 +141,18 @@ const FrameResult& VideoSegmenter::finish(const FrameView& frame, const Options&
     out_.source_tag = -1;
     out_.model_mask = cv::Mat();
     out_.class_map = cv::Mat();
-    out_.filter_ = nullptr;
+    out_.alpha = cv::Mat();
     out_.stats = MaskStats();
     out_.times = StageTimes();
     out_.non_finite = 0;
     return out_;
   }
-  // Left in rows where nothing needs the mask whole: draw() and the stats compute its rows.
+  // The plain upscale, its threshold and the stats in one pass, the rows kept (computing them
+  // again inside draw() instead measured slower than reading them back: unetseg-bench's passes
+  // section, 'fused' against 'kept'); refinements as MaskFilter::apply makes them.
   mask_filter_.apply_rows(smoothed_, frame, mask_options(options));
-  out_.filter_ = &mask_filter_;
-  out_.stats = mask_filter_.stats();
+  out_.stats = mask_filter_.stats(/*keep=*/true);
+  out_.alpha = mask_filter_.alpha();
   out_.source_tag = result_.tag;
   out_.model_mask = smoothed_;
   out_.class_map = result_.class_map;
@@ -174,12 +171,10 @@ bool VideoSegmenter::draw(const FrameView& frame, const Options& options) {
     compositor_.draw(frame, options.mode, no_foreground_, cv::Mat(), options.draw);
     return true;
   }
-  if (segmenter_->spec().multi_class() && options.mode == Mode::Overlay) {
-    compositor_.draw(frame, options.mode, mask_filter_.alpha(),
-                     mask_filter_.upscale_classes(out_.class_map, size), options.draw);
-    return true;
-  }
-  compositor_.draw(frame, options.mode, mask_filter_, options.draw);  // the mask's rows
+  const bool classes = segmenter_->spec().multi_class() && options.mode == Mode::Overlay;
+  compositor_.draw(frame, options.mode, out_.alpha,
+                   classes ? mask_filter_.upscale_classes(out_.class_map, size) : cv::Mat(),
+                   options.draw);
   return true;
 }
 
@@ -203,9 +198,9 @@ double VideoSegmenter::warm_up(cv::Size size, PixelLayout layout, const Options&
   frame_thumbnail(view, segmenter_->output_size(), thumbnail_);
   const cv::Mat nothing = cv::Mat::zeros(segmenter_->output_size(), CV_32FC1);
   mask_filter_.apply_rows(nothing, view, mask_options(options));
-  mask_filter_.stats();
+  mask_filter_.stats(/*keep=*/true);
   if (options.mode != Mode::None && Compositor::can_draw(options.mode, layout))
-    compositor_.draw(view, options.mode, mask_filter_, options.draw);
+    compositor_.draw(view, options.mode, mask_filter_.alpha(), cv::Mat(), options.draw);
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
       .count();
 }

@@ -32,8 +32,12 @@ class BilinearUpscaler {
   bool rows_supported() const { return to_.width >= from_.width && to_.height >= from_.height; }
 
   // The horizontal pass of every row of src (CV_8UC1 of from()), kept for row(): from().height
-  // rows of to().width 16-bit values. Requires rows_supported(); allocates only when it grows.
-  void load(const cv::Mat& src);
+  // rows of to().width 16-bit values; with `skip` (one flag per source row), not of the rows
+  // flagged, which row() must then not mix. Requires rows_supported(); allocates only when it
+  // grows.
+  void load(const cv::Mat& src, const std::uint8_t* skip = nullptr);
+  // The two source rows output row y mixes (k = 0, 1).
+  int source_row(int y, int k) const { return k == 0 ? y0_[y] : y1_[y]; }
   // Output row y (0 <= y < to().height) of the source last loaded, into out (to().width bytes).
   void row(int y, std::uint8_t* out) const;
   // The whole output, into dst (CV_8UC1, created at `size`): prepare(), load(), every row().

@@ -81,10 +81,12 @@ class Compositor {
   cv::Mat background_scaled_;  // in the frame's layout and size, rebuilt when either changes
   int background_layout_ = -1;
   cv::Mat row_weights_, row_targets_;  // one row of per-byte weights / target bytes
+  cv::Mat row_colour_;                 // one row: 0xFF on colour bytes, 0 on the others
   // Blur's buffers, kept from frame to frame: per block, the background-weighted colour sums and
   // the weight sum (floats); the blurred background upscaled along rows (one per block row);
   // per-stripe scratch rows; the kernel; where each frame column samples a block row.
   cv::Mat blur_sums_, blur_rows_, blur_scratch_, blur_kernel_, blur_columns_, blur_column_weights_;
+  cv::Mat blur_colour_;  // 0xFF on a row's colour bytes, 0 on the others
 
   void draw_rows(const FrameView& frame, Mode mode, AlphaRows& alpha,
                  const CompositorOptions& options);

@@ -103,8 +103,11 @@ class MaskFilter final : public AlphaRows {
   void apply_rows(const cv::Mat& foreground, const FrameView& frame, const MaskOptions& options);
   // The last result whole (apply_rows(): made now, once, if it was left in rows).
   const cv::Mat& alpha();
-  // stats(alpha()) of the last result, without making it whole when it is in rows.
-  MaskStats stats();
+  // stats(alpha()) of the last result. When it is in rows: with keep, each row is stored as it
+  // is measured, so that the mask is whole afterwards (alpha() then costs nothing and drawing
+  // reads the rows instead of computing them again: one pass for upscale, threshold and stats);
+  // without, nothing is stored (every later row() computes its row again).
+  MaskStats stats(bool keep = false);
   // AlphaRows: the last result's rows, computed into per-worker scratch when it is in rows (the
   // vertical mix of two rows of the upscale's horizontal pass, made once in apply_rows(), and
   // the threshold).
@@ -154,6 +157,11 @@ class MaskFilter final : public AlphaRows {
   cv::Size frame_size_;
   BilinearUpscaler upscaler_;
   cv::Mat worker_out_;  // one row of output per worker
+  // Per row of small_alpha_: dark (every value below the threshold level, or 0 for a soft
+  // mask), so that the output rows between two dark ones are all 0; and whether its horizontal
+  // pass can be skipped (it and its neighbours dark).
+  std::vector<std::uint8_t> dark_rows_, unused_rows_;
+  cv::Mat zero_row_;  // a frame row of 0, handed out for those
 
   Axis axis_x_, axis_y_;
   cv::Mat between_;       // the horizontal pass's 8-bit result

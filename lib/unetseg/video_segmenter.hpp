@@ -32,20 +32,12 @@ struct FrameResult {
   std::int64_t source_tag = -1;
   cv::Mat model_mask;  // CV_32FC1 foreground probability at the model's output size, smoothed
   cv::Mat class_map;   // CV_8UC1 class ids at the model's output size; multi-class models only
-  // CV_8UC1 at the frame's size, refined, 0/255 unless mask.soft; empty without a mask. Made
-  // whole on the first call where the frame path had no need of it (the plain upscale is then
-  // computed row by row inside draw() and for the stats): that call costs one upscale pass and,
-  // the first time at a size, its allocation. Not thread-safe with the VideoSegmenter's calls.
-  const cv::Mat& alpha() const;
-  MaskStats stats;     // of alpha()
+  cv::Mat alpha;       // CV_8UC1 at the frame's size, refined, 0/255 unless mask.soft
+  MaskStats stats;     // of alpha
   StageTimes times;    // of the inference that made the mask
   // Pixels of that inference where the model gave NaN or Inf, shown as background (a broken
   // export, an fp16 overflow: worth a warning).
   std::size_t non_finite = 0;
-
- private:
-  friend class VideoSegmenter;
-  MaskFilter* filter_ = nullptr;  // whose last result alpha() is; null without a mask
 };
 
 class VideoSegmenter {
@@ -108,8 +100,9 @@ class VideoSegmenter {
   // a fresh one, refines it at the frame's size (guided by this frame) and measures it. `tag`
   // names the frame (the element: its PTS); qos_proportion is downstream's (1 = keeping up).
   // The frame is only read. Allocates nothing once the frame size is stable, but what OpenCV
-  // allocates inside forward() and cv::resize. Throws unetseg::Error for bad options or a
-  // failed inference (live: a forward that failed on the model's thread).
+  // allocates inside forward() (and, with more than one OpenCV thread, cv::parallel_for_'s
+  // bookkeeping in the preprocess). Throws unetseg::Error for bad options or a failed inference
+  // (live: a forward that failed on the model's thread).
   const FrameResult& process(const FrameView& frame, std::int64_t tag, const Options& options,
                              double qos_proportion = 1.0);
 

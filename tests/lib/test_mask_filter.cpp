@@ -463,7 +463,12 @@ TEST(MaskFilter, ApplyRowsGivesApplysBytesAndStats) {
     for (bool soft : {false, true})
       for (double islands : {0.0, 0.02})
         for (int feather : {0, 3}) {
-          const cv::Mat p = smooth_map({64, 48}, seed++);
+          cv::Mat p = smooth_map({64, 48}, seed++);
+          if (seed % 2) {  // rows all 0 and rows all below the threshold, as above a head
+            p.rowRange(0, 12).setTo(0.f);
+            p.rowRange(12, 20).setTo(0.3f);
+            p.rowRange(44, 48).setTo(0.f);
+          }
           MaskOptions o;
           o.soft = soft;
           o.min_island = islands;
@@ -476,6 +481,9 @@ TEST(MaskFilter, ApplyRowsGivesApplysBytesAndStats) {
           rows.apply_rows(p, frame, o);
           const MaskStats stats = rows.stats();
           const MaskStats expected_stats = MaskFilter::stats(expected);
+          // ... and those are OpenCV's own measures of the whole mask.
+          EXPECT_DOUBLE_EQ(expected_stats.foreground_fraction, cv::mean(expected)[0] / 255.0);
+          EXPECT_EQ(expected_stats.bounding_box, cv::boundingRect(expected >= 128));
           EXPECT_EQ(stats.foreground_fraction, expected_stats.foreground_fraction);
           EXPECT_EQ(stats.bounding_box, expected_stats.bounding_box);
           ASSERT_EQ(rows.size(), frame_size);

@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include <opencv2/imgproc.hpp>
+
 #include "counting_allocator.hpp"
 #include "test_paths.hpp"
 #include "unetseg/error.hpp"
@@ -78,9 +80,9 @@ TEST(VideoSegmenter, OfflineEveryFrameGetsItsOwnMask) {
     EXPECT_TRUE(r.fresh);
     EXPECT_EQ(r.source_tag, n);
     EXPECT_EQ(mask_columns(r), split_of(n) / 5);
-    ASSERT_EQ(r.alpha().size(), cv::Size(kW, kH));
-    EXPECT_EQ(r.alpha().at<std::uint8_t>(kH / 2, split_of(n) - 3), 255);
-    EXPECT_EQ(r.alpha().at<std::uint8_t>(kH / 2, split_of(n) + 3), 0);
+    ASSERT_EQ(r.alpha.size(), cv::Size(kW, kH));
+    EXPECT_EQ(r.alpha.at<std::uint8_t>(kH / 2, split_of(n) - 3), 255);
+    EXPECT_EQ(r.alpha.at<std::uint8_t>(kH / 2, split_of(n) + 3), 0);
     EXPECT_EQ(r.stats.bounding_box, cv::Rect(0, 0, split_of(n), kH));
     EXPECT_GT(r.times.forward_ms, 0);
   }
@@ -152,7 +154,7 @@ TEST(VideoSegmenter, LiveFramesNeverWaitAndCarryTheNewestMask) {
   EXPECT_FALSE(first.has_mask);
   EXPECT_TRUE(first.submitted);
   EXPECT_EQ(first.source_tag, -1);
-  EXPECT_TRUE(first.alpha().empty());
+  EXPECT_TRUE(first.alpha.empty());
 
   std::int64_t last_source = -1;
   int distinct = 0, older = 0, without = 1;
@@ -215,14 +217,14 @@ TEST(VideoSegmenter, SmoothingAveragesExceptWhereThePictureChanged) {
     frame.paint(100);
     const FrameResult& r = video.process(frame.view, 1, o);
     // Column 150: foreground in the first frame, background in the second.
-    const int value = r.alpha().at<std::uint8_t>(kH / 2, 150);
+    const int value = r.alpha.at<std::uint8_t>(kH / 2, 150);
     if (reset == 255.0) {
       EXPECT_NEAR(value, 128, 2) << "averaged";
     } else {
       EXPECT_EQ(value, 0) << "restarted where the colour changed";
     }
-    EXPECT_EQ(r.alpha().at<std::uint8_t>(kH / 2, 20), 255);
-    EXPECT_EQ(r.alpha().at<std::uint8_t>(kH / 2, 300), 0);
+    EXPECT_EQ(r.alpha.at<std::uint8_t>(kH / 2, 20), 255);
+    EXPECT_EQ(r.alpha.at<std::uint8_t>(kH / 2, 300), 0);
   }
 }
 
@@ -241,7 +243,7 @@ TEST(VideoSegmenter, ResetForgetsTheStream) {
   const FrameResult& r = video.process(frame.view, 2, o);
   EXPECT_TRUE(r.submitted) << "the first frame after a reset is always submitted";
   EXPECT_EQ(r.source_tag, 2);
-  EXPECT_EQ(r.alpha().at<std::uint8_t>(kH / 2, 150), 0) << "no smoothing with the old mask";
+  EXPECT_EQ(r.alpha.at<std::uint8_t>(kH / 2, 150), 0) << "no smoothing with the old mask";
 }
 
 TEST(VideoSegmenter, LiveResetDropsWhatTheModelHad) {
@@ -280,7 +282,7 @@ TEST(VideoSegmenter, ProcessInferredIsProcessAfterTheModel) {
     const FrameResult& rb = b.process_inferred(frame.view, inferred, o);
     EXPECT_TRUE(rb.fresh);
     EXPECT_EQ(rb.source_tag, n);
-    EXPECT_EQ(cv::norm(ra.alpha(), rb.alpha(), cv::NORM_INF), 0) << "frame " << n;
+    EXPECT_EQ(cv::norm(ra.alpha, rb.alpha, cv::NORM_INF), 0) << "frame " << n;
     EXPECT_EQ(cv::norm(ra.model_mask, rb.model_mask, cv::NORM_INF), 0) << "frame " << n;
   }
 }
@@ -356,9 +358,10 @@ TEST(VideoSegmenter, NoBufferIsAllocatedOnceTheFrameSizeIsStable) {
   EXPECT_EQ(counter.large_allocations, 0);
 }
 
-// draw() takes the plain upscale a row at a time (never whole); what it draws and the stats
-// are those of the whole mask, alpha(), drawn by a Compositor, in every mode, hard and soft.
-TEST(VideoSegmenter, DrawWithoutTheWholeMaskIsDrawWithIt) {
+// The mask is upscaled, thresholded and measured in one pass (MaskFilter::apply_rows, its rows
+// kept): its bytes and stats are MaskFilter::apply's and OpenCV's, and draw() draws what
+// Compositor::draw draws with it, in every mode, hard and soft.
+TEST(VideoSegmenter, OnePassMaskIsApplysAndDrawsLikeIt) {
   auto seg = load();
   for (PixelLayout layout : {PixelLayout::RGB, PixelLayout::RGBA})
     for (bool soft : {false, true})
@@ -370,35 +373,36 @@ TEST(VideoSegmenter, DrawWithoutTheWholeMaskIsDrawWithIt) {
         o.mask.soft = soft;
         const int bpp = channel_offsets(layout).bytes_per_pixel;
         SplitFrame rgb(130);
-        std::vector<std::uint8_t> fused(kW * kH * bpp), whole;
+        std::vector<std::uint8_t> drawn(kW * kH * bpp), expected;
         for (int i = 0; i < kW * kH; ++i) {
-          std::memcpy(&fused[i * bpp], &rgb.data[i * 3], 3);
-          if (bpp == 4) fused[i * bpp + 3] = static_cast<std::uint8_t>(i);
+          std::memcpy(&drawn[i * bpp], &rgb.data[i * 3], 3);
+          if (bpp == 4) drawn[i * bpp + 3] = static_cast<std::uint8_t>(i);
         }
-        whole = fused;
-        const FrameView view{fused.data(), kW, kH, static_cast<std::size_t>(kW) * bpp, layout};
+        expected = drawn;
+        const FrameView view{drawn.data(), kW, kH, static_cast<std::size_t>(kW) * bpp, layout};
         const FrameResult& r = video.process(view, 0, o);
-        const MaskStats stats = r.stats;
-        ASSERT_TRUE(video.draw(view, o));
-        const cv::Mat& alpha = r.alpha();  // made whole only now
-        ASSERT_EQ(alpha.size(), cv::Size(kW, kH));
-        const MaskStats whole_stats = MaskFilter::stats(alpha);
-        EXPECT_EQ(stats.foreground_fraction, whole_stats.foreground_fraction);
-        EXPECT_EQ(stats.bounding_box, whole_stats.bounding_box);
+        MaskFilter filter;
+        const cv::Mat& whole = filter.apply(r.model_mask, view, video.mask_options(o));
+        ASSERT_EQ(r.alpha.size(), cv::Size(kW, kH));
+        EXPECT_EQ(cv::norm(r.alpha, whole, cv::NORM_INF), 0);
+        EXPECT_DOUBLE_EQ(r.stats.foreground_fraction, cv::mean(whole)[0] / 255.0);
+        EXPECT_EQ(r.stats.bounding_box, cv::boundingRect(whole >= 128));
         if (!soft) {
-          EXPECT_EQ(alpha.at<std::uint8_t>(kH / 2, 100), 255);
-          EXPECT_EQ(alpha.at<std::uint8_t>(kH / 2, 160), 0);
+          EXPECT_EQ(r.alpha.at<std::uint8_t>(kH / 2, 100), 255);
+          EXPECT_EQ(r.alpha.at<std::uint8_t>(kH / 2, 160), 0);
         }
+        ASSERT_TRUE(video.draw(view, o));
         Compositor compositor;
-        const FrameView other{whole.data(), kW, kH, static_cast<std::size_t>(kW) * bpp, layout};
-        compositor.draw(other, mode, alpha, cv::Mat(), o.draw);
-        EXPECT_EQ(fused, whole) << to_string(mode) << (soft ? " soft " : " hard ")
-                                << layout_name(layout);
+        const FrameView other{expected.data(), kW, kH, static_cast<std::size_t>(kW) * bpp,
+                              layout};
+        compositor.draw(other, mode, whole, cv::Mat(), o.draw);
+        EXPECT_EQ(drawn, expected) << to_string(mode) << (soft ? " soft " : " hard ")
+                                   << layout_name(layout);
       }
 }
 
-// Everything but the forward (preprocess, the mask in rows, its stats, drawing) allocates
-// nothing per frame once the size is stable, in every mode, with one OpenCV thread.
+// Everything but the forward (preprocess, the mask's upscale, threshold and stats, drawing)
+// allocates nothing per frame once the size is stable, in every mode, with one OpenCV thread.
 TEST(VideoSegmenter, ThePassesAllocateNothingPerFrame) {
   auto seg = load();
   const int threads = cv::getNumThreads();

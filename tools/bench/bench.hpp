@@ -176,7 +176,8 @@ struct PassesResult {
   struct Row {
     StageSeries total;                    // preprocess + mask + stats + draw
     std::vector<double> preprocess, mask;  // its parts (mask: with thumbnail and statistics)
-    StageSeries reference;                // the unfused path from public pieces
+    StageSeries reference;                // the old path from public pieces
+    StageSeries fused, kept;              // the mask's rows recomputed in draw / kept
     std::vector<double> reference_mask;   // its mask + statistics
     cv::Mat blob, thumbnail;
   };

@@ -188,7 +188,7 @@ FlickerResult bench_flicker(const std::shared_ptr<unetseg::Segmenter>& seg, cons
       std::vector<const cv::Mat*> alpha(r.rows.size());
       for (std::size_t i = 0; i < r.rows.size(); ++i)
         alpha[i] = &r.rows[i].video->process_inferred(
-            view, r.rows[i].zero_state ? inferred_from_zero : inferred, options[i]).alpha();
+            view, r.rows[i].zero_state ? inferred_from_zero : inferred, options[i]).alpha;
       r.ms.push_back(ms_since(t0));
       alpha[0]->copyTo(raw_history[t % (kMaxLag + 1)]);
       for (std::size_t i = 0; i < r.rows.size(); ++i) {

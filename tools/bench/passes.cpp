@@ -31,7 +31,7 @@ void count(StageSeries& s, Allocations before) {
 // quantised map, then the threshold), its statistics, then Compositor::draw on it. Only for the
 // settings without refinement (the bench's defaults).
 struct Reference {
-  unetseg::MaskFilter filter;  // for to_alpha8 and stats only
+  unetseg::MaskFilter filter;  // the fused and kept variants
   unetseg::Compositor compositor;
   cv::Mat small, alpha, blob;
   unetseg::MaskStats stats;
@@ -96,8 +96,9 @@ std::vector<PassesResult> bench_passes(const std::shared_ptr<unetseg::Segmenter>
       auto t0 = Clock::now();
       std::memcpy(copy.data, source.data, bytes);  // one full-frame read + write
       if (timed) {
-        r.memcpy_.ms.push_back(ms_since(t0));
-        count(r.memcpy_, a);
+        const double ms = ms_since(t0);
+        count(r.memcpy_, a);  // before the vectors below grow
+        r.memcpy_.ms.push_back(ms);
       }
       for (Mode m : opt.modes) {
         VideoSegmenter::Options o = opt.frame;
@@ -111,26 +112,19 @@ std::vector<PassesResult> bench_passes(const std::shared_ptr<unetseg::Segmenter>
         const bool thumbnail = o.skip_threshold > 0 || o.smoothing > 0 ||
                                (seg->recurrent() && o.scene_cut > 0);
         PassesResult::Row& row = r.modes[m];
-        // Old and new alternate which goes first, so that neither always finds the cache warm.
-        for (int k = 0; k < 2; ++k) {
-          const bool reference = (k == 0) == (i % 2 == 0);
-          if (reference && refined(video.mask_options(o))) continue;
+        // The element's path, then three ways of the mask's passes from public pieces: as they
+        // were (reference), its rows computed again inside draw() (fused: no frame-size mask),
+        // its rows kept by the stats pass and drawn from (kept). Each frame starts with another
+        // of the four, so that none always finds the cache warm.
+        for (int k = 0; k < 4; ++k) {
+          const int variant = (k + i) % 4;
+          const unetseg::MaskOptions mo = video.mask_options(o);
+          if (variant > 0 && refined(mo)) continue;
           std::memcpy(frame.data, source.data, bytes);
+          Reference& ref = references[m];
           a = allocations_so_far();
           t0 = Clock::now();
-          if (reference) {
-            Reference& ref = references[m];
-            seg->preprocess(view, ref.blob);
-            const auto t1 = Clock::now();
-            ref.mask(inferred.foreground, size.size, video.mask_options(o));
-            const double mask_ms = ms_since(t1);
-            ref.compositor.draw(view, m, ref.alpha, cv::Mat(), o.draw);
-            if (timed) {
-              row.reference.ms.push_back(ms_since(t0));
-              row.reference_mask.push_back(mask_ms);
-              count(row.reference, a);
-            }
-          } else {
+          if (variant == 0) {
             seg->preprocess(view, row.blob);
             const double preprocess_ms = ms_since(t0);
             if (thumbnail) unetseg::frame_thumbnail(view, seg->output_size(), row.thumbnail);
@@ -138,11 +132,34 @@ std::vector<PassesResult> bench_passes(const std::shared_ptr<unetseg::Segmenter>
             const double mask_ms = ms_since(t0);
             video.draw(view, o);
             if (timed) {
-              row.total.ms.push_back(ms_since(t0));
+              const double ms = ms_since(t0);
+              count(row.total, a);
+              row.total.ms.push_back(ms);
               row.preprocess.push_back(preprocess_ms);
               row.mask.push_back(mask_ms - preprocess_ms);
-              count(row.total, a);
             }
+            continue;
+          }
+          seg->preprocess(view, ref.blob);
+          const auto t1 = Clock::now();
+          StageSeries& series = variant == 1 ? row.reference : variant == 2 ? row.fused : row.kept;
+          if (variant == 1) {
+            ref.mask(inferred.foreground, size.size, mo);
+          } else {
+            ref.filter.apply_rows(inferred.foreground, view, mo);
+            ref.stats = ref.filter.stats(/*keep=*/variant == 3);
+          }
+          const double mask_ms = ms_since(t1);
+          if (variant == 2)
+            ref.compositor.draw(view, m, ref.filter, o.draw);
+          else
+            ref.compositor.draw(view, m, variant == 1 ? ref.alpha : ref.filter.alpha(), cv::Mat(),
+                                o.draw);
+          if (timed) {
+            const double ms = ms_since(t0);
+            count(series, a);
+            series.ms.push_back(ms);
+            if (variant == 1) row.reference_mask.push_back(mask_ms);
           }
         }
       }
@@ -159,20 +176,28 @@ void print_passes(const std::vector<PassesResult>& results, const Options& opt) 
       "\nPasses: everything VideoSegmenter does to a frame besides the forward (preprocess,\n"
       "thumbnail if the settings need one, mask upscale/refinement + statistics, draw), ms median\n"
       "over %d frames%s%s, beside a memcpy of the same frame in the same run; copies = median /\n"
-      "memcpy median; allocs: heap allocations per frame; reference: the same from public pieces\n"
-      "as before the passes were fused (cv::resize to a frame-size alpha, threshold, stats,\n"
-      "Compositor::draw), alternating with it (alpha mode: the same bytes as RGBA/BGRA)\n",
+      "memcpy median; allocs: heap allocations per frame. Beside it, the same work from public\n"
+      "pieces, the four taking turns: reference = as before the passes were made lean\n"
+      "(cv::resize to a frame-size alpha, threshold, stats, Compositor::draw); fused = the mask's\n"
+      "rows computed for the stats and again inside draw(), never whole; kept = computed once,\n"
+      "kept by the stats pass, drawn from (alpha mode: the same bytes as RGBA/BGRA)\n",
       opt.frames, properties.empty() ? "" : ", with ", properties.c_str());
-  std::printf("%-8s %-6s %-8s %-8s %-10s %-10s %-8s %-9s %-7s %-7s | %-9s %-8s %-7s %-7s\n", "size",
-              "layout", "mode", "memcpy", "preprocess", "mask+stat", "draw", "total", "copies",
-              "allocs", "reference", "mask", "copies", "allocs");
+  std::printf("%-6s %-6s %-8s %-7s %-10s %-9s %-7s %-7s %-6s %-6s | %-13s %-7s %-13s %-13s\n",
+              "size", "layout", "mode", "memcpy", "preprocess", "mask+stat", "draw", "total",
+              "copies", "allocs", "reference", "mask", "fused", "kept");
+  const auto cell = [](const StageSeries& s, double copy, int frames) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%.2f %.2fc %.0fa", summarize(s.ms).median,
+                  summarize(s.ms).median / copy, per_frame(s.allocations, frames));
+    return std::string(text);
+  };
   for (const auto& r : results) {
     const double copy = summarize(r.memcpy_.ms).median;
     for (Mode m : opt.modes) {
       const PassesResult::Row& row = r.modes.at(m);
       const double total = summarize(row.total.ms).median;
       const double pre = summarize(row.preprocess).median, mask = summarize(row.mask).median;
-      std::printf("%-8s %-6s %-8s %-8.2f %-10.2f %-10.2f %-8.2f %-9.2f %-7.2f %-7.1f |",
+      std::printf("%-6s %-6s %-8s %-7.2f %-10.2f %-9.2f %-7.2f %-7.2f %-6.2f %-6.1f |",
                   r.size.name.c_str(), unetseg::layout_name(r.layout), unetseg::to_string(m),
                   copy, pre, mask, total - pre - mask, total, total / copy,
                   per_frame(row.total.allocations, r.frames));
@@ -180,9 +205,9 @@ void print_passes(const std::vector<PassesResult>& results, const Options& opt) 
         std::printf(" (refined: no reference)\n");
         continue;
       }
-      const double ref = summarize(row.reference.ms).median;
-      std::printf(" %-9.2f %-8.2f %-7.2f %-7.1f\n", ref, summarize(row.reference_mask).median,
-                  ref / copy, per_frame(row.reference.allocations, r.frames));
+      std::printf(" %-13s %-7.2f %-13s %-13s\n", cell(row.reference, copy, r.frames).c_str(),
+                  summarize(row.reference_mask).median, cell(row.fused, copy, r.frames).c_str(),
+                  cell(row.kept, copy, r.frames).c_str());
     }
   }
 }
