@@ -187,6 +187,8 @@ std::vector<PassesResult> bench_passes(const std::shared_ptr<unetseg::Segmenter>
                                        const NamedSize& size, const std::vector<cv::Mat>& photos,
                                        const Options& opt);
 void print_passes(const std::vector<PassesResult>& results, const Options& opt);
+// "passes": [...] into a JSON report (json.cpp's write_json calls it).
+void write_passes(cv::FileStorage& fs, const std::vector<PassesResult>& results);
 
 struct ElementResult {
   NamedSize size;
@@ -272,6 +274,6 @@ void write_json(const std::string& path, const Options& opt, const unetseg::Segm
                 const std::vector<LibraryResult>& library,
                 const std::vector<ElementResult>& element, const PeerResult* peer,
                 const MemoryResult* memory, const FlickerResult* flicker,
-                const LiveResult* live);
+                const LiveResult* live, const std::vector<PassesResult>& passes);
 
 }  // namespace bench

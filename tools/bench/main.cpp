@@ -246,7 +246,8 @@ int run(const Options& opt) {
   if (!opt.json.empty()) {
     write_json(opt.json, opt, *seg, library, element, opt.wants("peer") ? &peer : nullptr,
                opt.wants("memory") ? &memory : nullptr,
-               opt.wants("flicker") ? &flicker : nullptr, opt.wants("live") ? &live : nullptr);
+               opt.wants("flicker") ? &flicker : nullptr, opt.wants("live") ? &live : nullptr,
+               passes);
     std::fprintf(stderr, "unetseg-bench: wrote %s\n", opt.json.c_str());
   }
   return 0;

@@ -212,4 +212,40 @@ void print_passes(const std::vector<PassesResult>& results, const Options& opt) 
   }
 }
 
+namespace {
+
+void write_series(cv::FileStorage& fs, const std::string& key, const StageSeries& s,
+                  int frames) {
+  fs << key << "{" << "median" << summarize(s.ms).median << "p95" << summarize(s.ms).p95
+     << "allocations_per_frame" << per_frame(s.allocations, frames) << "all" << s.ms << "}";
+}
+
+}  // namespace
+
+void write_passes(cv::FileStorage& fs, const std::vector<PassesResult>& results) {
+  fs << "passes" << "[";
+  for (const auto& r : results) {
+    const double copy = summarize(r.memcpy_.ms).median;
+    fs << "{" << "size" << r.size.name << "width" << r.size.size.width << "height"
+       << r.size.size.height << "layout" << unetseg::layout_name(r.layout);
+    write_series(fs, "memcpy", r.memcpy_, r.frames);
+    fs << "modes" << "{";
+    for (const auto& [mode, row] : r.modes) {
+      fs << unetseg::to_string(mode) << "{";
+      write_series(fs, "total", row.total, r.frames);
+      fs << "frame_copies" << summarize(row.total.ms).median / copy;
+      fs << "preprocess" << summarize(row.preprocess).median << "mask"
+         << summarize(row.mask).median;
+      if (!row.reference.ms.empty()) {
+        write_series(fs, "reference", row.reference, r.frames);
+        write_series(fs, "fused", row.fused, r.frames);
+        write_series(fs, "kept", row.kept, r.frames);
+      }
+      fs << "}";
+    }
+    fs << "}" << "}";
+  }
+  fs << "]";
+}
+
 }  // namespace bench
