@@ -157,6 +157,12 @@ class VideoSegmenter {
   cv::Mat submitted_thumbnail_;  // of the last frame handed to the model
   cv::Mat no_foreground_;        // what draw() shows before the first mask
   FrameResult out_;
+  // What out_.alpha was made from, so that a frame with the same mask (not fresh), size and
+  // mask options reuses it instead of upscaling it again; not with the guided filter (it
+  // follows each frame).
+  bool alpha_reusable_ = false;
+  MaskOptions alpha_options_;
+  cv::Size alpha_size_;
 };
 
 }  // namespace unetseg

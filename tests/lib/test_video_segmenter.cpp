@@ -401,6 +401,42 @@ TEST(VideoSegmenter, OnePassMaskIsApplysAndDrawsLikeIt) {
       }
 }
 
+// A frame that carries the last mask over gets the same mask without a pass: the same bytes in
+// the same buffer, the same stats; new options or a new mask make it again, and the guided
+// filter (which follows each frame) always does.
+TEST(VideoSegmenter, ACarriedMaskIsReusedUntilSomethingChanges) {
+  VideoSegmenter video(load());
+  Options o = mask_mode();
+  o.interval = 1000;  // only the first frame is inferred
+  SplitFrame a(100), b(200);
+  const FrameResult& first = video.process(a.view, 0, o);
+  const cv::Mat alpha = first.alpha.clone();
+  const MaskStats stats = first.stats;
+  const void* buffer = first.alpha.data;
+  const FrameResult& carried = video.process(b.view, 1, o);
+  EXPECT_FALSE(carried.fresh);
+  EXPECT_EQ(carried.alpha.data, buffer);
+  EXPECT_EQ(cv::norm(carried.alpha, alpha, cv::NORM_INF), 0);
+  EXPECT_EQ(carried.stats.foreground_fraction, stats.foreground_fraction);
+  EXPECT_EQ(carried.stats.bounding_box, stats.bounding_box);
+  // Soft now: made again, from the same model mask.
+  o.mask.soft = true;
+  const FrameResult& soft = video.process(b.view, 2, o);
+  MaskFilter filter;
+  EXPECT_EQ(cv::norm(soft.alpha, filter.apply(soft.model_mask, b.view, video.mask_options(o)),
+                     cv::NORM_INF), 0);
+  // Guided by each frame: a different frame, a different mask, from the same model mask.
+  o.mask.soft = false;
+  o.mask.guided_radius = 8;
+  for (int n = 3; n < 5; ++n) {
+    SplitFrame& f = n % 2 ? a : b;
+    const FrameResult& r = video.process(f.view, n, o);
+    EXPECT_EQ(cv::norm(r.alpha, filter.apply(r.model_mask, f.view, video.mask_options(o)),
+                       cv::NORM_INF), 0)
+        << "frame " << n;
+  }
+}
+
 // Everything but the forward (preprocess, the mask's upscale, threshold and stats, drawing)
 // allocates nothing per frame once the size is stable, in every mode, with one OpenCV thread.
 TEST(VideoSegmenter, ThePassesAllocateNothingPerFrame) {
