@@ -68,6 +68,73 @@ inline void for_blocks(index_t n, Body&& body) {
   for (; i < n; ++i) body(i);
 }
 
+// Runs over a row of alpha in chunks of kChunk pixels, so that a hard mask's sure areas cost
+// little: chunks all `idle` (weight 0 everywhere: the mode leaves them as they are) are neither
+// read nor written; chunks all `full` (weight 255 everywhere) go to full(begin, end), which
+// needs no blending; the rest to mixed(begin, end). Neighbouring chunks of one kind make one
+// run, so the kernels still see long rows; the tests are ORs over a chunk, vectorised. With
+// full == idle, no chunk is taken as full.
+constexpr index_t kChunk = 64;
+template <typename Mixed, typename Full>
+inline void chunk_runs(const u8* __restrict alpha, index_t width, u8 idle, u8 full,
+                       Mixed&& mixed, Full&& full_run) {
+  enum Kind { kIdle, kFull, kMixed };
+  Kind kind = kIdle;
+  index_t begin = 0, c = 0;
+  const auto flush = [&](index_t end) {
+    if (kind == kMixed) mixed(begin, end);
+    else if (kind == kFull) full_run(begin, end);
+  };
+  for (; c < width; c += kChunk) {
+    const index_t n = std::min(kChunk, width - c);
+    u8 not_idle = 0, not_full = 0;
+    if (n == kChunk) {
+      for (index_t j = 0; j < kChunk; ++j) {
+        not_idle |= static_cast<u8>(alpha[c + j] ^ idle);
+        not_full |= static_cast<u8>(alpha[c + j] ^ full);
+      }
+    } else {
+      for (index_t j = 0; j < n; ++j) {
+        not_idle |= static_cast<u8>(alpha[c + j] ^ idle);
+        not_full |= static_cast<u8>(alpha[c + j] ^ full);
+      }
+    }
+    const Kind k = !not_idle ? kIdle : (!not_full && full != idle) ? kFull : kMixed;
+    if (k != kind) {
+      flush(c);
+      kind = k;
+      begin = c;
+    }
+  }
+  flush(width);
+}
+
+// A row's worth of byte masks: 0xFF on colour bytes, 0 on the non-colour one (alpha or padding).
+template <int kBpp, int kSkip>
+void colour_bytes(u8* out, index_t width) {
+  for (index_t i = 0; i < kBpp * width; ++i)
+    out[i] = kBpp == 4 && static_cast<int>(i % 4) == kSkip ? 0 : 0xFF;
+}
+
+// Weight 255 on the colour bytes: they become target's; the others stay.
+[[gnu::noinline]] void take(u8* __restrict px, const u8* __restrict target,
+                            const u8* __restrict colour, index_t n) {
+  for_blocks(n, [&](index_t i) {
+    px[i] = static_cast<u8>((target[i] & colour[i]) | (px[i] & ~colour[i]));
+  });
+}
+
+// The same with the target between rows a and b as move_towards_between makes it.
+[[gnu::noinline]] void take_between(u8* __restrict px, const u8* __restrict a,
+                                    const u8* __restrict b, u16 wb, const u8* __restrict colour,
+                                    index_t n) {
+  const u16 wa = static_cast<u16>(256 - wb);
+  for_blocks(n, [&](index_t i) {
+    const u8 target = static_cast<u8>(static_cast<u16>(a[i] * wa + b[i] * wb + 128) >> 8);
+    px[i] = static_cast<u8>((target & colour[i]) | (px[i] & ~colour[i]));
+  });
+}
+
 // --- Row kernels. Blending works on a row as a flat run of bytes with one weight per byte:
 // colour bytes get the pixel's alpha, the non-colour byte (alpha or padding) a value whose
 // weight is 0. So there is one branch-free loop for every layout, and the channel order only
@@ -340,17 +407,31 @@ void with_pixel_shape(PixelLayout layout, Kernel&& kernel) {
 u8* row_of(const FrameView& frame, int y) { return frame.data + y * frame.stride; }
 
 // Every pixel moves towards its target (target_row(y): kBpp bytes a pixel, frame's order) by
-// the weight move_towards describes; `weights` is a row of scratch.
+// the weight move_towards describes; `weights` and `colour` are rows of scratch.
 template <typename TargetRow>
-void move_frame(const FrameView& frame, const cv::Mat& alpha, u8 flip, u8 strength,
-                cv::Mat& weights, TargetRow&& target_row) {
+void move_frame(const FrameView& frame, AlphaRows& alpha, u8 flip, u8 strength,
+                cv::Mat& weights, cv::Mat& colour, TargetRow&& target_row) {
   const index_t width = static_cast<index_t>(frame.width);
   weights.create(1, frame.width * frame.bytes_per_pixel(), CV_8UC1);
+  colour.create(1, frame.width * frame.bytes_per_pixel(), CV_8UC1);
+  // Weight 255 everywhere only where flip is 255 (replace) at full strength: alpha 0 there.
+  const u8 full = flip == 255 && strength == 255 ? 0 : flip;
   with_pixel_shape(frame.layout, [&](auto bpp, auto skip) {
     constexpr int kBpp = decltype(bpp)::value, kSkip = decltype(skip)::value;
+    colour_bytes<kBpp, kSkip>(colour.data, width);
     for (int y = 0; y < frame.height; ++y) {
-      spread_alpha<kBpp, kSkip>(weights.data, alpha.ptr<u8>(y), flip, width);
-      move_towards(row_of(frame, y), target_row(y), weights.data, flip, strength, kBpp * width);
+      const u8* const a = alpha.row(y, 0);
+      u8* const px = row_of(frame, y);
+      const u8* const target = target_row(y);
+      // Pixels with alpha == flip have weight 0 (overlay: background; replace: foreground);
+      // replacing, alpha 0 has weight 255.
+      chunk_runs(a, width, flip, full, [&](index_t b, index_t e) {
+        spread_alpha<kBpp, kSkip>(weights.data + kBpp * b, a + b, flip, e - b);
+        move_towards(px + kBpp * b, target + kBpp * b, weights.data + kBpp * b, flip, strength,
+                     kBpp * (e - b));
+      }, [&](index_t b, index_t e) {
+        take(px + kBpp * b, target + kBpp * b, colour.data + kBpp * b, kBpp * (e - b));
+      });
     }
   });
 }
@@ -380,6 +461,18 @@ void fill_colour_row(cv::Mat& row, const FrameView& frame, const cv::Vec3b& rgb)
   for (int x = 0; x < frame.width; ++x) std::memcpy(row.data + bpp * x, px.data(), bpp);
 }
 
+// A frame-size Mat read as rows (not copied).
+class MatRows final : public AlphaRows {
+ public:
+  explicit MatRows(const cv::Mat& alpha) : alpha_(alpha) {}
+  cv::Size size() const override { return alpha_.size(); }
+  void begin(int) override {}
+  const std::uint8_t* row(int y, int) override { return alpha_.ptr<std::uint8_t>(y); }
+
+ private:
+  const cv::Mat& alpha_;
+};
+
 // --- Checks.
 
 std::string size_text(int width, int height) {
@@ -408,7 +501,7 @@ void check_plane(const cv::Mat& plane, const FrameView& frame, const char* what)
 
 // --- Whole-frame drawing for the modes that need no state.
 
-void write_alpha(const FrameView& frame, const cv::Mat& alpha) {
+void write_alpha(const FrameView& frame, AlphaRows& alpha) {
   const int alpha_byte = channel_offsets(frame.layout).alpha;
   if (alpha_byte < 0)
     throw Error(std::string("Compositor: mode 'alpha' needs a layout with an alpha channel; ") +
@@ -416,22 +509,22 @@ void write_alpha(const FrameView& frame, const cv::Mat& alpha) {
   const index_t width = static_cast<index_t>(frame.width);
   for (int y = 0; y < frame.height; ++y) {
     if (alpha_byte == 0)
-      write_alpha_row<0>(row_of(frame, y), alpha.ptr<u8>(y), width);
+      write_alpha_row<0>(row_of(frame, y), alpha.row(y, 0), width);
     else
-      write_alpha_row<3>(row_of(frame, y), alpha.ptr<u8>(y), width);
+      write_alpha_row<3>(row_of(frame, y), alpha.row(y, 0), width);
   }
 }
 
-void paint_mask(const FrameView& frame, const cv::Mat& alpha) {
+void paint_mask(const FrameView& frame, AlphaRows& alpha) {
   const bool opaque = has_alpha(frame.layout);
   const index_t width = static_cast<index_t>(frame.width);
   with_pixel_shape(frame.layout, [&](auto bpp, auto skip) {
     constexpr int kBpp = decltype(bpp)::value, kSkip = decltype(skip)::value;
     for (int y = 0; y < frame.height; ++y) {
       if (opaque)
-        paint_mask_row<kBpp, kSkip, true>(row_of(frame, y), alpha.ptr<u8>(y), width);
+        paint_mask_row<kBpp, kSkip, true>(row_of(frame, y), alpha.row(y, 0), width);
       else
-        paint_mask_row<kBpp, kSkip, false>(row_of(frame, y), alpha.ptr<u8>(y), width);
+        paint_mask_row<kBpp, kSkip, false>(row_of(frame, y), alpha.row(y, 0), width);
     }
   });
 }
@@ -494,19 +587,36 @@ void Compositor::draw(const FrameView& frame, Mode mode, const cv::Mat& alpha,
   const bool by_class = mode == Mode::Overlay && !classes.empty();
   if (by_class) check_plane(classes, frame, "the class map");
   if (!by_class || !alpha.empty()) check_plane(alpha, frame, "the alpha mask");
+  if (by_class) {
+    overlay_classes(frame, classes, alpha, options.overlay_opacity, row_weights_, row_targets_);
+    return;
+  }
+  MatRows rows(alpha);
+  draw_rows(frame, mode, rows, options);
+}
 
+void Compositor::draw(const FrameView& frame, Mode mode, AlphaRows& alpha,
+                      const CompositorOptions& options) {
+  if (mode == Mode::None) return;
+  check_frame(frame);
+  const cv::Size size = alpha.size();
+  if (size.width != frame.width || size.height != frame.height)
+    throw Error("Compositor: the alpha mask is " + size_text(size.width, size.height) +
+                " but the frame is " + size_text(frame.width, frame.height));
+  draw_rows(frame, mode, alpha, options);
+}
+
+void Compositor::draw_rows(const FrameView& frame, Mode mode, AlphaRows& alpha,
+                           const CompositorOptions& options) {
+  if (mode != Mode::Blur) alpha.begin(1);
   switch (mode) {
     case Mode::None:
       break;
     case Mode::Overlay:
-      if (by_class) {
-        overlay_classes(frame, classes, alpha, options.overlay_opacity, row_weights_,
-                        row_targets_);
-      } else {
-        fill_colour_row(row_targets_, frame, rgb_of(options.overlay_color));
-        move_frame(frame, alpha, /*flip=*/0, opacity_weight(options.overlay_opacity),
-                   row_weights_, [&](int) { return row_targets_.data; });
-      }
+      fill_colour_row(row_targets_, frame, rgb_of(options.overlay_color));
+      move_frame(frame, alpha, /*flip=*/0, opacity_weight(options.overlay_opacity), row_weights_,
+                 row_colour_,
+                 [&](int) { return row_targets_.data; });
       break;
     case Mode::Alpha:
       write_alpha(frame, alpha);
@@ -517,11 +627,11 @@ void Compositor::draw(const FrameView& frame, Mode mode, const cv::Mat& alpha,
     case Mode::Replace:
       if (has_background_image()) {
         const cv::Mat& back = scaled_background(frame);
-        move_frame(frame, alpha, /*flip=*/255, /*strength=*/255, row_weights_,
+        move_frame(frame, alpha, /*flip=*/255, /*strength=*/255, row_weights_, row_colour_,
                    [&](int y) { return back.ptr<u8>(y); });
       } else {
         fill_colour_row(row_targets_, frame, rgb_of(options.background_color));
-        move_frame(frame, alpha, /*flip=*/255, /*strength=*/255, row_weights_,
+        move_frame(frame, alpha, /*flip=*/255, /*strength=*/255, row_weights_, row_colour_,
                    [&](int) { return row_targets_.data; });
       }
       break;
@@ -531,7 +641,7 @@ void Compositor::draw(const FrameView& frame, Mode mode, const cv::Mat& alpha,
   }
 }
 
-void Compositor::blur(const FrameView& frame, const cv::Mat& alpha, int radius) {
+void Compositor::blur(const FrameView& frame, AlphaRows& alpha, int radius) {
   if (radius < 1)
     throw Error("Compositor: blur radius must be at least 1 pixel, got " +
                 std::to_string(radius));
@@ -588,13 +698,17 @@ void Compositor::blur(const FrameView& frame, const cv::Mat& alpha, int radius) 
   // A few stripes a thread, so that a thread held up elsewhere delays little.
   const int stripes = std::clamp(4 * cv::getNumThreads(), 1, 64);
   blur_scratch_.create(stripes, static_cast<int>(scratch_bytes), CV_8UC1);
+  blur_colour_.create(1, static_cast<int>(row_bytes), CV_8UC1);
   blur_sums_.create(small_h, static_cast<int>(small_floats), CV_32FC1);
   blur_rows_.create(small_h, static_cast<int>(row_bytes), CV_8UC1);
 
   with_pixel_shape(frame.layout, [&](auto bpp_c, auto skip_c) {
     constexpr int kBpp = decltype(bpp_c)::value, kSkip = decltype(skip_c)::value;
 
+    colour_bytes<kBpp, kSkip>(blur_colour_.ptr<u8>(), static_cast<index_t>(width));
+
     // 1. Per block row: sum its frame rows per column, then the columns per block.
+    alpha.begin(stripes);
     in_stripes(small_h, stripes, [&](int stripe, int begin, int end) {
       u8* const scratch = blur_scratch_.ptr<u8>(stripe);
       u32* const acc = reinterpret_cast<u32*>(scratch + acc_at);
@@ -605,9 +719,15 @@ void Compositor::blur(const FrameView& frame, const cv::Mat& alpha, int radius) 
         std::fill(acc_weight, acc_weight + width, 0u);
         for (int y = j * factor; y < std::min(height, (j + 1) * factor); ++y) {
           // The non-colour byte gets alpha 255, weight 0: its sum stays 0 (the weight's slot).
-          spread_alpha<kBpp, kSkip>(alpha_bytes, alpha.ptr<u8>(y), 255, width);
-          add_weighted(acc, row_of(frame, y), alpha_bytes, row_bytes);
-          add_background(acc_weight, alpha.ptr<u8>(y), width);
+          // Foreground (alpha 255) weighs nothing: its chunks are not read.
+          const u8* const a = alpha.row(y, stripe);
+          const u8* const px = row_of(frame, y);
+          const auto add = [&](index_t b, index_t e) {
+            spread_alpha<kBpp, kSkip>(alpha_bytes + kBpp * b, a + b, 255, e - b);
+            add_weighted(acc + kBpp * b, px + kBpp * b, alpha_bytes + kBpp * b, kBpp * (e - b));
+            add_background(acc_weight + b, a + b, e - b);
+          };
+          chunk_runs(a, width, 255, 255, add, add);
         }
         block_sums<kBpp, kSkip>(blur_sums_.ptr<float>(j), acc, acc_weight, width, factor,
                                 small_w);
@@ -653,19 +773,33 @@ void Compositor::blur(const FrameView& frame, const cv::Mat& alpha, int radius) 
 
     // 3. Per frame row: B between its two block rows, then the composite with weight
     // 255 - alpha, as move_frame does it.
+    alpha.begin(stripes);
     in_stripes(height, stripes, [&](int stripe, int begin, int end) {
       u8* const alpha_bytes = blur_scratch_.ptr<u8>(stripe) + bytes_at;
+      const u8* const colour = blur_colour_.ptr<u8>();
       for (int y = begin; y < end; ++y) {
         const UpscaleSource s = upscale_source(y, factor, small_h);
         const int wb = (s.num * 256 + factor) / (2 * factor);  // rounded to 1/256, below 256
-        spread_alpha<kBpp, kSkip>(alpha_bytes, alpha.ptr<u8>(y), 255, width);
-        if (wb > 0)
-          move_towards_between(row_of(frame, y), blur_rows_.ptr<u8>(s.lo),
-                               blur_rows_.ptr<u8>(s.lo + 1), static_cast<u16>(wb), alpha_bytes,
-                               row_bytes);
-        else
-          move_towards(row_of(frame, y), blur_rows_.ptr<u8>(s.lo), alpha_bytes, /*flip=*/255,
-                       /*strength=*/255, row_bytes);
+        const u8* const a = alpha.row(y, stripe);
+        u8* const px = row_of(frame, y);
+        const u8* const lo = blur_rows_.ptr<u8>(s.lo);
+        const u8* const hi = wb > 0 ? blur_rows_.ptr<u8>(s.lo + 1) : lo;
+        // Foreground (alpha 255) stays; background (alpha 0) becomes B.
+        chunk_runs(a, width, 255, 0, [&](index_t b, index_t e) {
+          const index_t at = kBpp * b, n = kBpp * (e - b);
+          spread_alpha<kBpp, kSkip>(alpha_bytes + at, a + b, 255, e - b);
+          if (wb > 0)
+            move_towards_between(px + at, lo + at, hi + at, static_cast<u16>(wb),
+                                 alpha_bytes + at, n);
+          else
+            move_towards(px + at, lo + at, alpha_bytes + at, /*flip=*/255, /*strength=*/255, n);
+        }, [&](index_t b, index_t e) {
+          const index_t at = kBpp * b, n = kBpp * (e - b);
+          if (wb > 0)
+            take_between(px + at, lo + at, hi + at, static_cast<u16>(wb), colour + at, n);
+          else
+            take(px + at, lo + at, colour + at, n);
+        });
       }
     });
   });

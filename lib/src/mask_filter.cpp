@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -281,13 +282,15 @@ const cv::Mat& MaskFilter::refine(const cv::Mat& foreground, const FrameView* gu
       // widened by the factor when it shrinks (bilinear alone would skip pixels).
       resample(small_alpha_, frame_size);
     } else {
-      cv::resize(small_alpha_, alpha_, frame_size, 0, 0, cv::INTER_LINEAR);
+      upscaler_.resize(small_alpha_, frame_size, alpha_);
     }
   }
-  if (!options.soft) {
-    // THRESH_BINARY keeps alpha > thresh, so level - 1 keeps alpha >= level (level 0 -> all).
-    cv::threshold(alpha_, alpha_, level - 1, 255, cv::THRESH_BINARY);
-  }
+  in_rows_ = false;
+  frame_size_ = frame_size;
+  level_ = level;
+  soft_ = options.soft;
+  if (!options.soft)
+    for (int y = 0; y < alpha_.rows; ++y) threshold_row(alpha_.ptr<std::uint8_t>(y));
   if (options.smooth_contour > 0) {
     // Two box passes make a tent, rounder than one square box; a hard mask is cut at 50% again.
     const int r = options.smooth_contour;
@@ -303,6 +306,78 @@ const cv::Mat& MaskFilter::refine(const cv::Mat& foreground, const FrameView* gu
     blurred_.copyTo(alpha_);  // the returned buffer stays the same from frame to frame
   }
   return alpha_;
+}
+
+void MaskFilter::apply_rows(const cv::Mat& foreground, const FrameView& frame,
+                            const MaskOptions& options) {
+  const cv::Size frame_size(frame.width, frame.height);
+  const bool whole = options.guided_radius > 0 || options.smooth_contour != 0 ||
+                     options.feather != 0 || options.scaling != MaskScaling::Bilinear ||
+                     frame_size.width < foreground.cols || frame_size.height < foreground.rows;
+  if (whole) {
+    apply(foreground, frame, options);
+    return;
+  }
+  require_frame_size(frame_size, "MaskFilter::apply_rows");
+  check_options(options);
+  level_ = threshold_level(options.threshold);
+  soft_ = options.soft;
+  to_alpha8(foreground, small_alpha_);
+  if (options.min_island > 0) remove_islands(small_alpha_, level_, options.min_island);
+  // OpenCV's bilinear mix never exceeds the largest value it mixes (its weights add up to at
+  // most 2049 / 2048 per axis, which its rounding absorbs below 256), so the output rows between
+  // two model rows below the threshold level are all 0 once thresholded, and between two rows of
+  // 0 all 0 soft too: row() hands out zero_row_ for those, and the model rows that feed only
+  // such output rows skip the horizontal pass.
+  const int dark_below = soft_ ? 1 : level_;
+  const int h = small_alpha_.rows;
+  dark_rows_.resize(h);
+  unused_rows_.resize(h);
+  for (int y = 0; y < h; ++y) {
+    const std::uint8_t* p = small_alpha_.ptr<std::uint8_t>(y);
+    dark_rows_[y] = *std::max_element(p, p + small_alpha_.cols) < dark_below;
+  }
+  for (int y = 0; y < h; ++y)
+    unused_rows_[y] = dark_rows_[std::max(y - 1, 0)] && dark_rows_[y] &&
+                      dark_rows_[std::min(y + 1, h - 1)];
+  upscaler_.prepare(small_alpha_.size(), frame_size);
+  upscaler_.load(small_alpha_, unused_rows_.data());
+  if (zero_row_.cols < frame_size.width) zero_row_ = cv::Mat::zeros(1, frame_size.width, CV_8UC1);
+  frame_size_ = frame_size;
+  in_rows_ = true;
+}
+
+const cv::Mat& MaskFilter::alpha() {
+  if (in_rows_) stats(/*keep=*/true);
+  return alpha_;
+}
+
+void MaskFilter::begin(int workers) {
+  if (!in_rows_) return;
+  if (worker_out_.rows < workers || worker_out_.cols < frame_size_.width)
+    worker_out_.create(std::max(workers, worker_out_.rows),
+                       std::max(frame_size_.width, worker_out_.cols), CV_8UC1);
+}
+
+const std::uint8_t* MaskFilter::row(int y, int worker) {
+  if (!in_rows_) return alpha_.ptr<std::uint8_t>(y);
+  if (dark_rows_[upscaler_.source_row(y, 0)] && dark_rows_[upscaler_.source_row(y, 1)])
+    return zero_row_.ptr<std::uint8_t>();
+  std::uint8_t* out = worker_out_.ptr<std::uint8_t>(worker);
+  upscaler_.row(y, out);
+  threshold_row(out);
+  return out;
+}
+
+// THRESH_BINARY at level - 1, as cv::threshold did it: alpha >= level -> 255 (level 0: all).
+void MaskFilter::threshold_row(std::uint8_t* row) const {
+  if (soft_) return;
+  const int n = frame_size_.width;
+  const std::uint8_t level = static_cast<std::uint8_t>(level_);
+  int x = 0;
+  for (; x + 32 <= n; x += 32)  // fixed blocks: vectorised at -O2
+    for (int j = 0; j < 32; ++j) row[x + j] = row[x + j] >= level ? 255 : 0;
+  for (; x < n; ++x) row[x] = row[x] >= level ? 255 : 0;
 }
 
 // Holes first: an island inside a small hole joins the mask when the hole is filled, and a
@@ -442,7 +517,7 @@ void MaskFilter::guided_upsample(const cv::Mat& small, const FrameView& frame, i
   row_a_.resize(reduced.width + 1);  // one more: the right neighbour of the last column
   row_b_.resize(reduced.width + 1);
   // The plain upscale, which the guided result is blended into where the model is unsure.
-  cv::resize(small, alpha_, full, 0, 0, cv::INTER_LINEAR);
+  upscaler_.resize(small, full, alpha_);
   const ChannelOffsets off = channel_offsets(frame.layout);
   const int bpp = off.bytes_per_pixel;
   for (int y = 0; y < full.height; ++y) {
@@ -585,32 +660,85 @@ const cv::Mat& MaskFilter::upscale_classes(const cv::Mat& class_map, cv::Size fr
   return classes_;
 }
 
-MaskStats MaskFilter::stats(const cv::Mat& alpha) {
-  MaskStats result;
-  if (alpha.empty()) return result;
-  if (alpha.type() != CV_8UC1)
-    throw Error("MaskFilter::stats: alpha must be CV_8UC1, got " + describe(alpha));
-  result.foreground_fraction = cv::mean(alpha)[0] / 255.0;
+namespace {
 
-  // One scan per row from both ends: rows without foreground cost one pass, others stop at the
-  // outermost foreground pixels. No temporary mask, unlike threshold + boundingRect.
-  const auto is_foreground = [](std::uint8_t a) { return a >= 128; };
-  int left = alpha.cols, right = -1, top = -1, bottom = -1;
-  for (int y = 0; y < alpha.rows; ++y) {
-    const std::uint8_t* row = alpha.ptr<std::uint8_t>(y);
-    const std::uint8_t* end = row + alpha.cols;
-    const std::uint8_t* first = std::find_if(row, end, is_foreground);
-    if (first == end) continue;
-    const std::uint8_t* last =
-        std::find_if(std::make_reverse_iterator(end), std::make_reverse_iterator(first),
-                     is_foreground).base() - 1;
-    left = std::min(left, static_cast<int>(first - row));
-    right = std::max(right, static_cast<int>(last - row));
+// Foreground statistics gathered a row at a time: the sum of alpha, and the box of alpha >= 128.
+struct StatsAccumulator {
+  std::uint64_t sum = 0;
+  int left = 0, right = -1, top = -1, bottom = -1;
+  explicit StatsAccumulator(int width) : left(width) {}
+
+  void add(const std::uint8_t* row, int width, int y) {
+    std::uint32_t row_sum = 0;  // at most 255 * width: fits up to 16 million pixels a row
+    int x = 0;
+    for (; x + 32 <= width; x += 32)
+      for (int j = 0; j < 32; ++j) row_sum += row[x + j];
+    for (; x < width; ++x) row_sum += row[x];
+    sum += row_sum;
+    // One scan per row from both ends, 32 bytes at a time (foreground: the top bit set): rows
+    // without foreground cost one pass, others stop at the outermost foreground pixels. No
+    // temporary mask, unlike threshold + boundingRect.
+    int first = 0;
+    while (first + 32 <= width && !any_foreground(row + first)) first += 32;
+    while (first < width && row[first] < 128) ++first;
+    if (first == width) return;
+    int last = width - 1;
+    while (last - 31 > first && !any_foreground(row + last - 31)) last -= 32;
+    while (row[last] < 128) --last;
+    left = std::min(left, first);
+    right = std::max(right, last);
     if (top < 0) top = y;
     bottom = y;
   }
-  if (top >= 0) result.bounding_box = cv::Rect(left, top, right - left + 1, bottom - top + 1);
-  return result;
+
+  static bool any_foreground(const std::uint8_t* bytes) {
+    std::uint8_t any = 0;
+    for (int j = 0; j < 32; ++j) any |= bytes[j];
+    return any & 0x80;
+  }
+
+  MaskStats result(cv::Size size) const {
+    MaskStats stats;
+    // As cv::mean computes it (the exact sum times 1 / count), then / 255.
+    stats.foreground_fraction =
+        static_cast<double>(sum) * (1. / static_cast<double>(size.area())) / 255.0;
+    if (top >= 0) stats.bounding_box = cv::Rect(left, top, right - left + 1, bottom - top + 1);
+    return stats;
+  }
+};
+
+}  // namespace
+
+MaskStats MaskFilter::stats(const cv::Mat& alpha) {
+  if (alpha.empty()) return MaskStats();
+  if (alpha.type() != CV_8UC1)
+    throw Error("MaskFilter::stats: alpha must be CV_8UC1, got " + describe(alpha));
+  StatsAccumulator acc(alpha.cols);
+  for (int y = 0; y < alpha.rows; ++y) acc.add(alpha.ptr<std::uint8_t>(y), alpha.cols, y);
+  return acc.result(alpha.size());
+}
+
+MaskStats MaskFilter::stats(bool keep) {
+  if (!in_rows_) return stats(alpha_);
+  StatsAccumulator acc(frame_size_.width);
+  if (keep) {
+    alpha_.create(frame_size_, CV_8UC1);
+    for (int y = 0; y < frame_size_.height; ++y) {
+      std::uint8_t* out = alpha_.ptr<std::uint8_t>(y);
+      if (dark_rows_[upscaler_.source_row(y, 0)] && dark_rows_[upscaler_.source_row(y, 1)]) {
+        std::memset(out, 0, frame_size_.width);
+      } else {
+        upscaler_.row(y, out);
+        threshold_row(out);
+      }
+      acc.add(out, frame_size_.width, y);
+    }
+    in_rows_ = false;
+    return acc.result(frame_size_);
+  }
+  begin(1);
+  for (int y = 0; y < frame_size_.height; ++y) acc.add(row(y, 0), frame_size_.width, y);
+  return acc.result(frame_size_);
 }
 
 }  // namespace unetseg

@@ -98,6 +98,28 @@ T* carve(uint8_t*& p, size_t n) {
 
 enum class Kernel { Area, Antialias };
 
+// Rows an area output row may sum in 16 bits (255 each).
+constexpr int kMaxIntegerRows = 257;
+
+// One output row's vertical area sums: first * w[0] + (the rows between, summed exactly) * w[1]
+// + last * w[count - 1]. Float rounding differs from tap-by-tap sums by a few ulp of 255.
+template <typename Row>
+void vertical_area(const Row& row, int count, const float* w, uint16_t* __restrict mid,
+                   float* __restrict acc, size_t n) {
+  const uint8_t* __restrict in = row(1);
+  for (size_t j = 0; j < n; ++j) mid[j] = in[j];
+  for (int k = 2; k < count - 1; ++k) {
+    in = row(k);
+    for (size_t j = 0; j < n; ++j) mid[j] = static_cast<uint16_t>(mid[j] + in[j]);
+  }
+  const uint8_t* __restrict first = row(0);
+  const uint8_t* __restrict last = row(count - 1);
+  const float w0 = w[0], wm = w[1], wl = w[count - 1];
+  for (size_t j = 0; j < n; ++j)
+    acc[j] = w0 * static_cast<float>(first[j]) + wm * static_cast<float>(mid[j]) +
+             wl * static_cast<float>(last[j]);
+}
+
 // Horizontal pass of one output row: all `Bpp` bytes of a pixel at once (the compiler turns
 // that into one vector operation per tap), then the three colour channels into the planes.
 template <int Bpp>
@@ -139,6 +161,7 @@ float resample(const FrameView& frame, cv::Size model, const int src[3], Kernel 
   const size_t row_len = static_cast<size_t>(frame.width) * bpp;
   auto pad = [](size_t bytes) { return (bytes + 63) / 64 * 64; };
   const size_t bytes = stripes * pad(row_len * sizeof(float)) + pad(stripes * sizeof(float)) +
+                       stripes * pad(row_len * sizeof(uint16_t)) +
                        2 * pad(model.width * sizeof(int)) + 2 * pad(model.height * sizeof(int)) +
                        pad(static_cast<size_t>(model.width) * tx * sizeof(float)) +
                        pad(static_cast<size_t>(model.height) * ty * sizeof(float)) +
@@ -149,6 +172,8 @@ float resample(const FrameView& frame, cv::Size model, const int src[3], Kernel 
   float* rows = carve<float>(p, stripes * (pad(row_len * sizeof(float)) / sizeof(float)));
   const size_t row_floats = pad(row_len * sizeof(float)) / sizeof(float);
   float* stripe_max = carve<float>(p, stripes);
+  const size_t row_shorts = pad(row_len * sizeof(uint16_t)) / sizeof(uint16_t);
+  uint16_t* mids = carve<uint16_t>(p, stripes * row_shorts);
   Axis x{carve<int>(p, model.width), carve<int>(p, model.width), nullptr, tx};
   Axis y{carve<int>(p, model.height), carve<int>(p, model.height), nullptr, ty};
   x.weights = carve<float>(p, static_cast<size_t>(model.width) * tx);
@@ -184,16 +209,27 @@ float resample(const FrameView& frame, cv::Size model, const int src[3], Kernel 
   }
 
   const size_t plane = static_cast<size_t>(model.area());
-  cv::parallel_for_(cv::Range(0, stripes), [&](const cv::Range& range) {
+  const auto body = [&](const cv::Range& range) {
     for (int s = range.start; s < range.end; ++s) {
       float* acc = rows + s * row_floats;
+      uint16_t* mid = mids + s * row_shorts;
       float max_value = 0;
       for (int i = model.height * s / stripes; i < model.height * (s + 1) / stripes; ++i) {
-        std::fill(acc, acc + row_len, 0.f);
-        for (int k = 0; k < y.count[i]; ++k) {
-          const float w = y.weights[i * ty + k];
-          const uint8_t* in = frame.data + static_cast<size_t>(y.start[i] + k) * frame.stride;
-          for (size_t j = 0; j < row_len; ++j) acc[j] += w * in[j];
+        const int count = y.count[i];
+        const auto row = [&](int k) {
+          return frame.data + static_cast<size_t>(y.start[i] + k) * frame.stride;
+        };
+        if (area && count > 2 && count <= kMaxIntegerRows + 2) {
+          // Area: every row but the first and last weighs exactly 1 / s, so those are summed
+          // as integers (8 bytes a lane), then one float pass weighs the three.
+          vertical_area(row, count, y.weights + i * ty, mid, acc, row_len);
+        } else {
+          std::fill(acc, acc + row_len, 0.f);
+          for (int k = 0; k < count; ++k) {
+            const float w = y.weights[i * ty + k];
+            const uint8_t* in = row(k);
+            for (size_t j = 0; j < row_len; ++j) acc[j] += w * in[j];
+          }
         }
         float* const dst[3] = {planes + static_cast<size_t>(i) * model.width,
                                planes + plane + static_cast<size_t>(i) * model.width,
@@ -203,7 +239,12 @@ float resample(const FrameView& frame, cv::Size model, const int src[3], Kernel 
       }
       stripe_max[s] = max_value;
     }
-  }, stripes);
+  };
+  // One stripe runs here: cv::parallel_for_ allocates its bookkeeping even for one.
+  if (stripes == 1)
+    body(cv::Range(0, 1));
+  else
+    cv::parallel_for_(cv::Range(0, stripes), body, stripes);
   return *std::max_element(stripe_max, stripe_max + stripes);
 }
 

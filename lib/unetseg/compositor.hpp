@@ -5,6 +5,7 @@
 
 #include <opencv2/core.hpp>
 
+#include "unetseg/alpha_rows.hpp"
 #include "unetseg/frame.hpp"
 
 namespace unetseg {
@@ -66,6 +67,11 @@ class Compositor {
   // a stride shorter than a row, or a blur radius below 1.
   void draw(const FrameView& frame, Mode mode, const cv::Mat& alpha, const cv::Mat& classes,
             const CompositorOptions& options);
+  // The same with the mask given a row at a time (no class map): the rows of `alpha`, each asked
+  // for once per pass in order down the frame (Blur: twice, from its stripes on OpenCV's
+  // threads, one worker per stripe), so a mask computed row by row (MaskFilter::apply_rows) is
+  // never made whole. The pixels come out exactly as draw() with those rows as a Mat.
+  void draw(const FrameView& frame, Mode mode, AlphaRows& alpha, const CompositorOptions& options);
 
   // RGB colour of a class in multi-class overlays (class 0 is never drawn).
   static cv::Vec3b palette_color(int class_id);
@@ -75,12 +81,16 @@ class Compositor {
   cv::Mat background_scaled_;  // in the frame's layout and size, rebuilt when either changes
   int background_layout_ = -1;
   cv::Mat row_weights_, row_targets_;  // one row of per-byte weights / target bytes
+  cv::Mat row_colour_;                 // one row: 0xFF on colour bytes, 0 on the others
   // Blur's buffers, kept from frame to frame: per block, the background-weighted colour sums and
   // the weight sum (floats); the blurred background upscaled along rows (one per block row);
   // per-stripe scratch rows; the kernel; where each frame column samples a block row.
   cv::Mat blur_sums_, blur_rows_, blur_scratch_, blur_kernel_, blur_columns_, blur_column_weights_;
+  cv::Mat blur_colour_;  // 0xFF on a row's colour bytes, 0 on the others
 
-  void blur(const FrameView& frame, const cv::Mat& alpha, int radius);
+  void draw_rows(const FrameView& frame, Mode mode, AlphaRows& alpha,
+                 const CompositorOptions& options);
+  void blur(const FrameView& frame, AlphaRows& alpha, int radius);
   const cv::Mat& scaled_background(const FrameView& frame);  // background_scaled_, cached
 };
 

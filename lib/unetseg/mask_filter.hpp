@@ -6,6 +6,8 @@
 
 #include <opencv2/core.hpp>
 
+#include "unetseg/alpha_rows.hpp"
+#include "unetseg/bilinear_upscaler.hpp"
 #include "unetseg/frame.hpp"
 #include "unetseg/model_spec.hpp"
 
@@ -72,16 +74,17 @@ struct MaskStats {
   cv::Rect bounding_box;           // of pixels with alpha >= 128; empty when there are none
 };
 
-class MaskFilter {
+// Also the rows of its last result (AlphaRows), for drawing without the whole mask.
+class MaskFilter final : public AlphaRows {
  public:
   // foreground: CV_32FC1 in [0,1] at model resolution. Returns CV_8UC1 alpha at frame_size:
-  // OpenCV's 8-bit bilinear resize, or with MaskScaling::Pil PIL's Image.resize BILINEAR as the
-  // official U2-Net code saves its masks (a triangle filter widened by the factor when a side
-  // shrinks), then 0/255 at the threshold unless options.soft. The returned Mat is owned
-  // by the filter, reused across frames (no allocation once the frame size is stable) and valid
-  // until the next call. The refinements allocate nothing after the first frame either; what
-  // remains per frame is cv::resize's own (its tables and, with threads, parallel_for_'s
-  // bookkeeping: about 33 small allocations per call with 2 threads, 2 with one).
+  // OpenCV's 8-bit bilinear resize (byte for byte: BilinearUpscaler), or with MaskScaling::Pil
+  // PIL's Image.resize BILINEAR as the official U2-Net code saves its masks (a triangle filter
+  // widened by the factor when a side shrinks), then 0/255 at the threshold unless
+  // options.soft. The returned Mat is owned by the filter, reused across frames and valid until
+  // the next call. Single-threaded; nothing is allocated once the sizes are stable, with or
+  // without the refinements (but where the frame is smaller than the model on a side: then
+  // the plain upscale is cv::resize's, which allocates its tables).
   // With the refinements of MaskOptions on top (in the order listed there). This overload has no
   // guide, so options.guided_radius > 0 throws unetseg::Error.
   const cv::Mat& apply(const cv::Mat& foreground, cv::Size frame_size, const MaskOptions& options);
@@ -90,6 +93,27 @@ class MaskFilter {
   // that of apply(foreground, Size(frame.width, frame.height), options).
   const cv::Mat& apply(const cv::Mat& foreground, const FrameView& frame,
                        const MaskOptions& options);
+
+  // The same, but where nothing after the upscale needs the mask whole (no guided_radius,
+  // smooth_contour or feather, scaling Bilinear, the frame at least the model's size) it stays
+  // at model size (min_island done there) and its frame-size rows are computed only when asked
+  // for: row() (AlphaRows, what Compositor::draw takes), stats(), alpha(). Otherwise it is
+  // made whole as apply() makes it. Either way the bytes are apply()'s. Valid until the next
+  // apply() or apply_rows(); allocates nothing once the sizes are stable.
+  void apply_rows(const cv::Mat& foreground, const FrameView& frame, const MaskOptions& options);
+  // The last result whole (apply_rows(): made now, once, if it was left in rows).
+  const cv::Mat& alpha();
+  // stats(alpha()) of the last result. When it is in rows: with keep, each row is stored as it
+  // is measured, so that the mask is whole afterwards (alpha() then costs nothing and drawing
+  // reads the rows instead of computing them again: one pass for upscale, threshold and stats);
+  // without, nothing is stored (every later row() computes its row again).
+  MaskStats stats(bool keep = false);
+  // AlphaRows: the last result's rows, computed into per-worker scratch when it is in rows (the
+  // vertical mix of two rows of the upscale's horizontal pass, made once in apply_rows(), and
+  // the threshold).
+  cv::Size size() const override { return frame_size_; }
+  void begin(int workers) override;
+  const std::uint8_t* row(int y, int worker) override;
 
   // Throws unetseg::Error when an option is out of its range (apply() checks the same).
   static void check(const MaskOptions& options);
@@ -113,6 +137,7 @@ class MaskFilter {
     void build(int in_size, int out_size);
   };
   void resample(const cv::Mat& src, cv::Size size);
+  void threshold_row(std::uint8_t* row) const;  // 0/255 at level_ unless soft_
   const cv::Mat& refine(const cv::Mat& foreground, const FrameView* guide, cv::Size frame_size,
                         const MaskOptions& options);
   // Steps of the refinement (MaskOptions says what each does).
@@ -124,6 +149,19 @@ class MaskFilter {
   // 0/255 at 128 (Half: a hard mask again), min(255, 2 v) (Grow) or max(0, 2 v - 255) (Shrink).
   void box_mean(const cv::Mat& src, cv::Mat& dst, int rx, int ry,
                 BoxShape shape = BoxShape::Mean);
+
+  // The last result: whole in alpha_, or (in_rows_) small_alpha_ upscaled a row at a time.
+  bool in_rows_ = false;
+  bool soft_ = false;
+  int level_ = 0;
+  cv::Size frame_size_;
+  BilinearUpscaler upscaler_;
+  cv::Mat worker_out_;  // one row of output per worker
+  // Per row of small_alpha_: dark (every value below the threshold level, or 0 for a soft
+  // mask), so that the output rows between two dark ones are all 0; and whether its horizontal
+  // pass can be skipped (it and its neighbours dark).
+  std::vector<std::uint8_t> dark_rows_, unused_rows_;
+  cv::Mat zero_row_;  // a frame row of 0, handed out for those
 
   Axis axis_x_, axis_y_;
   cv::Mat between_;       // the horizontal pass's 8-bit result

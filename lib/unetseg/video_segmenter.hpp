@@ -106,8 +106,9 @@ class VideoSegmenter {
   // a fresh one, refines it at the frame's size (guided by this frame) and measures it. `tag`
   // names the frame (the element: its PTS); qos_proportion is downstream's (1 = keeping up).
   // The frame is only read. Allocates nothing once the frame size is stable, but what OpenCV
-  // allocates inside forward() and cv::resize. Throws unetseg::Error for bad options or a
-  // failed inference (live: a forward that failed on the model's thread).
+  // allocates inside forward() (and, with more than one OpenCV thread, cv::parallel_for_'s
+  // bookkeeping in the preprocess). Throws unetseg::Error for bad options or a failed inference
+  // (live: a forward that failed on the model's thread).
   const FrameResult& process(const FrameView& frame, std::int64_t tag, const Options& options,
                              double qos_proportion = 1.0);
 
@@ -165,6 +166,12 @@ class VideoSegmenter {
   cv::Mat submitted_thumbnail_;  // of the last frame handed to the model
   cv::Mat no_foreground_;        // what draw() shows before the first mask
   FrameResult out_;
+  // What out_.alpha was made from, so that a frame with the same mask (not fresh), size and
+  // mask options reuses it instead of upscaling it again; not with the guided filter (it
+  // follows each frame).
+  bool alpha_reusable_ = false;
+  MaskOptions alpha_options_;
+  cv::Size alpha_size_;
 };
 
 }  // namespace unetseg

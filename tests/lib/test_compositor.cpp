@@ -17,6 +17,7 @@
 #include "counting_allocator.hpp"
 #include "unetseg/compositor.hpp"
 #include "unetseg/error.hpp"
+#include "unetseg/mask_filter.hpp"
 
 namespace unetseg {
 namespace {
@@ -171,6 +172,73 @@ TEST_P(CompositorLayouts, OverlayTintsByAlphaTimesOpacity) {
       if (alpha.at<u8>(y, x) == 0) {
         ASSERT_EQ(0, std::memcmp(before.px(x, y), after.px(x, y), before.bpp())) << x << "," << y;
       }
+}
+
+// Wide rows of sure chunks (all 0, all 255: left unread and unwritten) beside mixed ones, a
+// lone unsure pixel in a sure chunk and a tail shorter than a chunk: still the contract's blend.
+cv::Mat chunky_alpha(int width, int height) {
+  cv::Mat alpha(height, width, CV_8UC1);
+  for (int y = 0; y < height; ++y)
+    for (int x = 0; x < width; ++x) {
+      int v = (x / 64) % 2 ? 255 : 0;
+      if (x >= 128 && x < 192) v = (x * 7 + y * 3) % 256;
+      if (x == 200 + y) v = 1 + y;
+      if ((y + x / 64) % 5 == 0) v = 255 - v;
+      alpha.at<u8>(y, x) = static_cast<u8>(v);
+    }
+  return alpha;
+}
+
+TEST_P(CompositorLayouts, SureChunksAndMixedRunsFollowTheContract) {
+  const int width = 300, height = 12;
+  const cv::Mat alpha = chunky_alpha(width, height);
+  options.overlay_color = cv::Scalar(250, 20, 130);
+  options.overlay_opacity = 0.6;
+  options.background_color = cv::Scalar(10, 200, 90);
+  const TestFrame before = frame(width, height);
+  TestFrame overlaid = before, replaced = before;
+  compositor.draw(overlaid.view(), Mode::Overlay, alpha, cv::Mat(), options);
+  expect_pixels(before, overlaid, [&](int x, int y, const u8* was) {
+    const int w = static_cast<int>(std::lround(alpha.at<u8>(y, x) * 153 / 255.0));
+    return expected_pixel(was, layout(), [&](int c, int old) {
+      return blend(old, rgb_component(options.overlay_color, c), w);
+    });
+  });
+  compositor.draw(replaced.view(), Mode::Replace, alpha, cv::Mat(), options);
+  expect_pixels(before, replaced, [&](int x, int y, const u8* was) {
+    return expected_pixel(was, layout(), [&](int c, int old) {
+      return blend(old, rgb_component(options.background_color, c), 255 - alpha.at<u8>(y, x));
+    });
+  });
+}
+
+// The mask in rows (MaskFilter::apply_rows: the plain upscale never made whole) draws exactly
+// what the same mask made whole draws, in every mode, hard and soft.
+TEST_P(CompositorLayouts, DrawFromRowsIsDrawFromTheWholeMask) {
+  const int width = 301, height = 77;
+  cv::Mat p(17, 23, CV_32FC1);
+  cv::RNG rng(3);
+  rng.fill(p, cv::RNG::UNIFORM, -0.5, 1.5);
+  p = cv::min(cv::max(p, 0.f), 1.f);
+  for (bool soft : {false, true})
+    for (Mode mode : {Mode::Overlay, Mode::Alpha, Mode::Blur, Mode::Replace, Mode::Mask}) {
+      if (!Compositor::can_draw(mode, layout())) continue;
+      for (int radius : {1, 3, 21}) {
+        if (radius != 21 && mode != Mode::Blur) continue;
+        options.blur_radius = radius;
+        const TestFrame before = frame(width, height);
+        TestFrame from_rows = before, from_whole = before;
+        MaskFilter filter;
+        MaskOptions o;
+        o.soft = soft;
+        filter.apply_rows(p, from_rows.view(), o);
+        compositor.draw(from_rows.view(), mode, filter, options);
+        Compositor other;
+        other.draw(from_whole.view(), mode, filter.alpha(), cv::Mat(), options);
+        EXPECT_TRUE(from_rows.same_bytes(from_whole))
+            << to_string(mode) << (soft ? " soft" : " hard") << " radius " << radius;
+      }
+    }
 }
 
 TEST_P(CompositorLayouts, OverlayAtFullOpacityPaintsTheColourWhereAlphaIsFull) {

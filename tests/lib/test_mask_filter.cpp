@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <initializer_list>
 #include <limits>
 #include <vector>
 
 #include <opencv2/imgproc.hpp>
 
+#include "counting_allocator.hpp"
 #include "unetseg/error.hpp"
 #include "unetseg/frame.hpp"
 #include "unetseg/mask_filter.hpp"
@@ -438,6 +440,79 @@ TEST(MaskRefinement, RefusesBadOptions) {
   // min_island 1 and 0 are the ends of the range; eps needs no check while guided is off.
   EXPECT_NO_THROW(filter.apply(p, frame, with([](MaskOptions& o) { o.min_island = 1; })));
   EXPECT_NO_THROW(filter.apply(p, frame, with([](MaskOptions& o) { o.guided_eps = 0; })));
+}
+
+// A smooth map with a sure inside and outside and a ramp between: what models give.
+cv::Mat smooth_map(cv::Size size, int seed) {
+  cv::Mat noise(size, CV_32FC1);
+  cv::RNG rng(seed);
+  rng.fill(noise, cv::RNG::UNIFORM, -0.5, 1.5);
+  cv::GaussianBlur(noise, noise, cv::Size(0, 0), 2);
+  cv::Mat p = cv::min(cv::max(noise, 0.f), 1.f);
+  p(cv::Rect(size.width / 4, size.height / 4, size.width / 2, size.height / 2)) += 0.6f;
+  return cv::min(p, 1.f);
+}
+
+// apply_rows() leaves the plain upscale in rows; its rows, stats() and alpha() are apply()'s,
+// hard and soft, with min_island (done at model size), and where it makes the mask whole.
+TEST(MaskFilter, ApplyRowsGivesApplysBytesAndStats) {
+  const cv::Size frames[] = {{320, 240}, {64, 48}, {640, 360}, {48, 40}};
+  std::vector<std::uint8_t> pixels(640 * 360 * 4, 0);
+  int seed = 1;
+  for (cv::Size frame_size : frames)
+    for (bool soft : {false, true})
+      for (double islands : {0.0, 0.02})
+        for (int feather : {0, 3}) {
+          cv::Mat p = smooth_map({64, 48}, seed++);
+          if (seed % 2) {  // rows all 0 and rows all below the threshold, as above a head
+            p.rowRange(0, 12).setTo(0.f);
+            p.rowRange(12, 20).setTo(0.3f);
+            p.rowRange(44, 48).setTo(0.f);
+          }
+          MaskOptions o;
+          o.soft = soft;
+          o.min_island = islands;
+          o.feather = feather;
+          const FrameView frame{pixels.data(), frame_size.width, frame_size.height,
+                                static_cast<std::size_t>(frame_size.width) * 4,
+                                PixelLayout::RGBx};
+          MaskFilter whole, rows;
+          const cv::Mat expected = whole.apply(p, frame, o).clone();
+          rows.apply_rows(p, frame, o);
+          const MaskStats stats = rows.stats();
+          const MaskStats expected_stats = MaskFilter::stats(expected);
+          // ... and those are OpenCV's own measures of the whole mask.
+          EXPECT_DOUBLE_EQ(expected_stats.foreground_fraction, cv::mean(expected)[0] / 255.0);
+          EXPECT_EQ(expected_stats.bounding_box, cv::boundingRect(expected >= 128));
+          EXPECT_EQ(stats.foreground_fraction, expected_stats.foreground_fraction);
+          EXPECT_EQ(stats.bounding_box, expected_stats.bounding_box);
+          ASSERT_EQ(rows.size(), frame_size);
+          rows.begin(2);
+          for (int y = frame_size.height - 1; y >= 0; --y)
+            ASSERT_EQ(0, std::memcmp(rows.row(y, y % 2), expected.ptr(y), frame_size.width))
+                << frame_size << " soft " << soft << " islands " << islands << " row " << y;
+          EXPECT_EQ(cv::norm(rows.alpha(), expected, cv::NORM_INF), 0);
+          EXPECT_EQ(rows.stats().bounding_box, expected_stats.bounding_box);  // now whole
+        }
+}
+
+TEST(MaskFilter, ApplyRowsAllocatesNothingOnceTheSizeIsStable) {
+  std::vector<std::uint8_t> pixels(320 * 240 * 4, 0);
+  const FrameView frame{pixels.data(), 320, 240, 320 * 4, PixelLayout::RGBx};
+  const cv::Mat p = smooth_map({64, 48}, 9);
+  MaskFilter filter;
+  MaskOptions o;
+  o.min_island = 0.01;
+  const auto pass = [&] {
+    filter.apply_rows(p, frame, o);
+    filter.stats();
+    filter.begin(4);
+    for (int y = 0; y < 240; ++y) filter.row(y, y % 4);
+  };
+  pass();
+  unetseg_test::CountingAllocator counter;
+  for (int i = 0; i < 3; ++i) pass();
+  EXPECT_EQ(counter.allocations, 0);
 }
 
 }  // namespace

@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include <opencv2/imgproc.hpp>
+
 #include "counting_allocator.hpp"
 #include "test_paths.hpp"
 #include "unetseg/error.hpp"
@@ -357,6 +359,115 @@ TEST(VideoSegmenter, NoBufferIsAllocatedOnceTheFrameSizeIsStable) {
   }
   // cv::resize and the forward may make small scratch buffers of their own; no frame-size ones.
   EXPECT_EQ(counter.large_allocations, 0);
+}
+
+// The mask is upscaled, thresholded and measured in one pass (MaskFilter::apply_rows, its rows
+// kept): its bytes and stats are MaskFilter::apply's and OpenCV's, and draw() draws what
+// Compositor::draw draws with it, in every mode, hard and soft.
+TEST(VideoSegmenter, OnePassMaskIsApplysAndDrawsLikeIt) {
+  auto seg = load();
+  for (PixelLayout layout : {PixelLayout::RGB, PixelLayout::RGBA})
+    for (bool soft : {false, true})
+      for (Mode mode : {Mode::Overlay, Mode::Alpha, Mode::Blur, Mode::Replace, Mode::Mask}) {
+        if (!Compositor::can_draw(mode, layout)) continue;
+        VideoSegmenter video(seg);
+        Options o;
+        o.mode = mode;
+        o.mask.soft = soft;
+        const int bpp = channel_offsets(layout).bytes_per_pixel;
+        SplitFrame rgb(130);
+        std::vector<std::uint8_t> drawn(kW * kH * bpp), expected;
+        for (int i = 0; i < kW * kH; ++i) {
+          std::memcpy(&drawn[i * bpp], &rgb.data[i * 3], 3);
+          if (bpp == 4) drawn[i * bpp + 3] = static_cast<std::uint8_t>(i);
+        }
+        expected = drawn;
+        const FrameView view{drawn.data(), kW, kH, static_cast<std::size_t>(kW) * bpp, layout};
+        const FrameResult& r = video.process(view, 0, o);
+        MaskFilter filter;
+        const cv::Mat& whole = filter.apply(r.model_mask, view, video.mask_options(o));
+        ASSERT_EQ(r.alpha.size(), cv::Size(kW, kH));
+        EXPECT_EQ(cv::norm(r.alpha, whole, cv::NORM_INF), 0);
+        EXPECT_DOUBLE_EQ(r.stats.foreground_fraction, cv::mean(whole)[0] / 255.0);
+        EXPECT_EQ(r.stats.bounding_box, cv::boundingRect(whole >= 128));
+        if (!soft) {
+          EXPECT_EQ(r.alpha.at<std::uint8_t>(kH / 2, 100), 255);
+          EXPECT_EQ(r.alpha.at<std::uint8_t>(kH / 2, 160), 0);
+        }
+        ASSERT_TRUE(video.draw(view, o));
+        Compositor compositor;
+        const FrameView other{expected.data(), kW, kH, static_cast<std::size_t>(kW) * bpp,
+                              layout};
+        compositor.draw(other, mode, whole, cv::Mat(), o.draw);
+        EXPECT_EQ(drawn, expected) << to_string(mode) << (soft ? " soft " : " hard ")
+                                   << layout_name(layout);
+      }
+}
+
+// A frame that carries the last mask over gets the same mask without a pass: the same bytes in
+// the same buffer, the same stats; new options or a new mask make it again, and the guided
+// filter (which follows each frame) always does.
+TEST(VideoSegmenter, ACarriedMaskIsReusedUntilSomethingChanges) {
+  VideoSegmenter video(load());
+  Options o = mask_mode();
+  o.interval = 1000;  // only the first frame is inferred
+  SplitFrame a(100), b(200);
+  const FrameResult& first = video.process(a.view, 0, o);
+  const cv::Mat alpha = first.alpha.clone();
+  const MaskStats stats = first.stats;
+  const void* buffer = first.alpha.data;
+  const FrameResult& carried = video.process(b.view, 1, o);
+  EXPECT_FALSE(carried.fresh);
+  EXPECT_EQ(carried.alpha.data, buffer);
+  EXPECT_EQ(cv::norm(carried.alpha, alpha, cv::NORM_INF), 0);
+  EXPECT_EQ(carried.stats.foreground_fraction, stats.foreground_fraction);
+  EXPECT_EQ(carried.stats.bounding_box, stats.bounding_box);
+  // Soft now: made again, from the same model mask.
+  o.mask.soft = true;
+  const FrameResult& soft = video.process(b.view, 2, o);
+  MaskFilter filter;
+  EXPECT_EQ(cv::norm(soft.alpha, filter.apply(soft.model_mask, b.view, video.mask_options(o)),
+                     cv::NORM_INF), 0);
+  // Guided by each frame: a different frame, a different mask, from the same model mask.
+  o.mask.soft = false;
+  o.mask.guided_radius = 8;
+  for (int n = 3; n < 5; ++n) {
+    SplitFrame& f = n % 2 ? a : b;
+    const FrameResult& r = video.process(f.view, n, o);
+    EXPECT_EQ(cv::norm(r.alpha, filter.apply(r.model_mask, f.view, video.mask_options(o)),
+                       cv::NORM_INF), 0)
+        << "frame " << n;
+  }
+}
+
+// Everything but the forward (preprocess, the mask's upscale, threshold and stats, drawing)
+// allocates nothing per frame once the size is stable, in every mode, with one OpenCV thread.
+TEST(VideoSegmenter, ThePassesAllocateNothingPerFrame) {
+  auto seg = load();
+  const int threads = cv::getNumThreads();
+  cv::setNumThreads(1);
+  SplitFrame frame(100);
+  const Prediction& p = seg->run(frame.view);
+  SegmentResult inferred;
+  inferred.assign(p, cv::Mat(), 0, StageTimes());
+  for (Mode mode : {Mode::Overlay, Mode::Blur, Mode::Replace, Mode::Mask})
+    for (bool soft : {false, true}) {
+      VideoSegmenter video(seg);
+      Options o;
+      o.mode = mode;
+      o.mask.soft = soft;
+      cv::Mat blob;
+      const auto pass = [&] {
+        seg->preprocess(frame.view, blob);
+        video.process_inferred(frame.view, inferred, o);
+        video.draw(frame.view, o);
+      };
+      pass();
+      unetseg_test::CountingAllocator counter;
+      for (int n = 0; n < 3; ++n) pass();
+      EXPECT_EQ(counter.allocations, 0) << to_string(mode) << (soft ? " soft" : " hard");
+    }
+  cv::setNumThreads(threads);
 }
 
 TEST(VideoSegmenter, BadOptionsAreClearErrors) {

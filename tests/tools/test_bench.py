@@ -140,6 +140,37 @@ class RecurrentModel(SectionRun):
         self.assertEqual(element["frames"], 2)
         self.assertGreater(element["bare_forward"]["median"], 0)
 
+
+class Passes(SectionRun):
+    """The passes section: every mode on RGBx and BGRx beside a memcpy, in frame copies, with the
+    reference, fused and kept variants, and no allocation per frame on the element's path."""
+
+    @classmethod
+    def args(cls):
+        return ("--model", MODEL, "--sizes", "160x120", "--frames", "3", "--warmup", "1",
+                "--threads", "1", "--sections", "passes")
+
+    def test_table_on_stdout(self):
+        self.assertIn("Passes:", self.result.stdout)
+        for layout in ("RGBx", "BGRx"):
+            for mode in MODES:
+                self.assertRegex(self.result.stdout, rf"160x120\s+{layout}\s+{mode}\s")
+
+    def test_report(self):
+        rows = self.report["passes"]
+        self.assertEqual([r["layout"] for r in rows], ["RGBx", "BGRx"])
+        for r in rows:
+            self.assertEqual((r["width"], r["height"]), (160, 120))
+            self.assertGreater(r["memcpy"]["median"], 0)
+            self.assertEqual(sorted(r["modes"]), sorted(MODES))
+            for mode, m in r["modes"].items():
+                self.assertEqual(len(m["total"]["all"]), 3, mode)
+                self.assertGreater(m["frame_copies"], 0, mode)
+                self.assertEqual(m["total"]["allocations_per_frame"], 0, mode)
+                for variant in ("reference", "fused", "kept"):
+                    self.assertEqual(len(m[variant]["all"]), 3, (mode, variant))
+
+
 class Flicker(SectionRun):
     """The flicker section on a few small frames of one real clip (no figure compared with a
     quality bar: only that every row is there and means what it says)."""
@@ -312,6 +343,7 @@ class BadUsage(unittest.TestCase):
 
     def test_bad_section(self):
         self.check(["--sections", "library,speed"], 2, ["unknown section 'speed'"])
+        self.check(["--sections", "passes,speed"], 2, ["unknown section 'speed'"])
 
     def test_element_properties_as_flags(self):
         # The element's property names, checked as the library checks them, before any work.

@@ -5,6 +5,7 @@
 //   peer.cpp     the same network in PyTorch
 //   live.cpp     a live source through the element into a synchronised sink
 //   flicker.cpp  mask stability on real clips, per smoothing setting
+//   passes.cpp   the frame path besides the forward, per mode, in frame copies (memcpy)
 //   json.cpp     every figure as JSON
 #pragma once
 
@@ -61,6 +62,7 @@ struct Options {
     return o;
   }();
   std::vector<NamedSize> sizes;
+  bool sizes_given = false;  // --sizes was given (else the passes section runs at 1080p only)
   std::vector<Mode> modes{Mode::Overlay, Mode::Alpha, Mode::Blur, Mode::Replace, Mode::Mask};
   int frames = 30;
   int warmup = 3;
@@ -166,6 +168,29 @@ LibraryResult bench_library(const std::shared_ptr<unetseg::Segmenter>& seg,
                             const NamedSize& size, const std::vector<cv::Mat>& photos,
                             const Options& opt);
 void print_library(const std::vector<LibraryResult>& results, const Options& opt);
+
+// One size and layout of the passes section: per mode, the frame path besides the forward.
+struct PassesResult {
+  NamedSize size;
+  unetseg::PixelLayout layout = unetseg::PixelLayout::RGBx;
+  int frames = 0;
+  StageSeries memcpy_;  // one full-frame read + write
+  struct Row {
+    StageSeries total;                    // preprocess + mask + stats + draw
+    std::vector<double> preprocess, mask;  // its parts (mask: with thumbnail and statistics)
+    StageSeries reference;                // the old path from public pieces
+    StageSeries fused, kept;              // the mask's rows recomputed in draw / kept
+    std::vector<double> reference_mask;   // its mask + statistics
+    cv::Mat blob, thumbnail;
+  };
+  std::map<Mode, Row> modes;
+};
+std::vector<PassesResult> bench_passes(const std::shared_ptr<unetseg::Segmenter>& seg,
+                                       const NamedSize& size, const std::vector<cv::Mat>& photos,
+                                       const Options& opt);
+void print_passes(const std::vector<PassesResult>& results, const Options& opt);
+// "passes": [...] into a JSON report (json.cpp's write_json calls it).
+void write_passes(cv::FileStorage& fs, const std::vector<PassesResult>& results);
 
 struct ElementResult {
   NamedSize size;
@@ -280,6 +305,7 @@ void write_json(const std::string& path, const Options& opt, const unetseg::Segm
                 const std::vector<LibraryResult>& library,
                 const std::vector<ElementResult>& element, const PeerResult* peer,
                 const MemoryResult* memory, const FlickerResult* flicker,
-                const LiveResult* live, const std::vector<StreamsResult>& streams);
+                const LiveResult* live, const std::vector<StreamsResult>& streams,
+                const std::vector<PassesResult>& passes);
 
 }  // namespace bench

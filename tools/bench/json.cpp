@@ -87,7 +87,8 @@ void write_json(const std::string& path, const Options& opt, const unetseg::Segm
                 const std::vector<LibraryResult>& library,
                 const std::vector<ElementResult>& element, const PeerResult* peer,
                 const MemoryResult* memory, const FlickerResult* flicker,
-                const LiveResult* live, const std::vector<StreamsResult>& streams) {
+                const LiveResult* live, const std::vector<StreamsResult>& streams,
+                const std::vector<PassesResult>& passes) {
   cv::FileStorage fs(path, cv::FileStorage::WRITE | cv::FileStorage::FORMAT_JSON);
   if (!fs.isOpened()) throw unetseg::Error("cannot write " + path);
   const std::time_t now = std::time(nullptr);
@@ -104,6 +105,7 @@ void write_json(const std::string& path, const Options& opt, const unetseg::Segm
   fs << "properties" << unetseg_tools::element_properties(opt.frame);
   fs << "frames" << opt.frames << "warmup" << opt.warmup;
   write_library(fs, library);
+  write_passes(fs, passes);
   fs << "element" << "[";
   for (const auto& r : element) {
     fs << "{" << "size" << r.size.name << "mode" << unetseg::to_string(opt.frame.mode)

@@ -30,13 +30,14 @@ std::string usage() {
          "Measures unetseg's speed on this machine, each figure beside what it is compared with.\n"
          "\n" +
          defaults.model.usage() +
-         "  --sizes LIST       frame sizes: 720p, 1080p, 2160p or WxH (default 720p,1080p,2160p)\n"
+         "  --sizes LIST       frame sizes: 720p, 1080p, 2160p or WxH (default 720p,1080p,2160p;\n"
+         "                     the passes section alone: 1080p)\n"
          "  --modes LIST       drawing modes timed in the library section\n"
          "                     (default overlay,alpha,blur,replace,mask)\n"
          "  --frames N         timed frames per size in library and element sections (default 30)\n"
          "  --warmup N         untimed frames first (default 3)\n"
-         "  --sections LIST    any of library, element, peer, memory, flicker, live, streams\n"
-         "                     (default library,element,peer)\n"
+         "  --sections LIST    any of library, element, peer, memory, flicker, live, streams,\n"
+         "                     passes (default library,element,peer)\n"
          "  --threads N        OpenCV (and PyTorch) threads (default: OpenCV's own, one per core)\n"
          "  --images DIR       photos the library frames are made from (default\n"
          "                     ../shared/data/person-dev/images beside the source tree)\n"
@@ -100,6 +101,7 @@ bool parse_args(int argc, char** argv, Options* opt) {
     if (a == "--help" || a == "-h") return false;
     if (a == "--sizes") {
       sizes = args.list();
+      opt->sizes_given = true;
     } else if (a == "--modes") {
       opt->modes.clear();
       for (const auto& name : args.list()) {
@@ -117,9 +119,9 @@ bool parse_args(int argc, char** argv, Options* opt) {
       opt->sections = args.list();
       for (const auto& s : opt->sections)
         if (s != "library" && s != "element" && s != "peer" && s != "memory" && s != "flicker" &&
-            s != "live" && s != "streams")
+            s != "live" && s != "streams" && s != "passes")
           throw UsageError("unknown section '" + s +
-                           "' (library, element, peer, memory, flicker, live, streams)");
+                           "' (library, element, peer, memory, flicker, live, streams, passes)");
     } else if (a == "--threads") {
       opt->threads = args.integer(1, 256);
     } else if (a == "--images") {
@@ -212,6 +214,16 @@ int run(const Options& opt) {
     }
   print_library(library, opt);
 
+  std::vector<PassesResult> passes;
+  const std::vector<NamedSize> passes_sizes =
+      opt.sizes_given ? opt.sizes : std::vector<NamedSize>{{"1080p", {1920, 1080}}};
+  if (opt.wants("passes"))
+    for (const auto& size : passes_sizes) {
+      std::fprintf(stderr, "unetseg-bench: passes %s ...\n", size.name.c_str());
+      for (auto& r : bench_passes(seg, size, photos, opt)) passes.push_back(std::move(r));
+    }
+  print_passes(passes, opt);
+
   if ((opt.wants("element") || opt.wants("memory") || opt.wants("live") ||
        opt.wants("streams")) &&
       !find_element())
@@ -265,7 +277,7 @@ int run(const Options& opt) {
     write_json(opt.json, opt, *seg, library, element, opt.wants("peer") ? &peer : nullptr,
                opt.wants("memory") ? &memory : nullptr,
                opt.wants("flicker") ? &flicker : nullptr, opt.wants("live") ? &live : nullptr,
-               streams);
+               streams, passes);
     std::fprintf(stderr, "unetseg-bench: wrote %s\n", opt.json.c_str());
   }
   return 0;
