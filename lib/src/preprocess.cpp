@@ -96,6 +96,17 @@ T* carve(uint8_t*& p, size_t n) {
   return r;
 }
 
+// A lambda as a cv::ParallelLoopBody, by reference: nothing to allocate.
+template <typename Body>
+class LoopBody : public cv::ParallelLoopBody {
+ public:
+  explicit LoopBody(const Body& body) : body_(body) {}
+  void operator()(const cv::Range& range) const override { body_(range); }
+
+ private:
+  const Body& body_;
+};
+
 enum class Kernel { Area, Antialias };
 
 // Rows an area output row may sum in 16 bits (255 each).
@@ -240,11 +251,12 @@ float resample(const FrameView& frame, cv::Size model, const int src[3], Kernel 
       stripe_max[s] = max_value;
     }
   };
-  // One stripe runs here: cv::parallel_for_ allocates its bookkeeping even for one.
+  // One stripe runs here: cv::parallel_for_ allocates its bookkeeping even for one. More go
+  // through a ParallelLoopBody of our own: the std::function overload allocates the lambda.
   if (stripes == 1)
     body(cv::Range(0, 1));
   else
-    cv::parallel_for_(cv::Range(0, stripes), body, stripes);
+    cv::parallel_for_(cv::Range(0, stripes), LoopBody<decltype(body)>(body), stripes);
   return *std::max_element(stripe_max, stripe_max + stripes);
 }
 

@@ -12,8 +12,7 @@ namespace unetseg {
 // more than 2x, so that thin structures are not aliased away), reorders the colour channels
 // to the spec's order and normalises them into `blob` (1 x 3 x H x W, CV_32F, NCHW).
 // `resized` is scratch space; both are reused across calls, so nothing is allocated once the
-// sizes are stable, but, with more than one OpenCV thread, cv::parallel_for_'s own bookkeeping
-// when the frame is shrunk more than 2x (a few small allocations per call).
+// sizes are stable (when the frame shrinks at most 2x, cv::resize's tables excepted).
 void preprocess(const FrameView& frame, const ModelSpec& spec, cv::Mat& resized, cv::Mat& blob);
 
 }  // namespace unetseg

@@ -106,8 +106,7 @@ class VideoSegmenter {
   // a fresh one, refines it at the frame's size (guided by this frame) and measures it. `tag`
   // names the frame (the element: its PTS); qos_proportion is downstream's (1 = keeping up).
   // The frame is only read. Allocates nothing once the frame size is stable, but what OpenCV
-  // allocates inside forward() (and, with more than one OpenCV thread, cv::parallel_for_'s
-  // bookkeeping in the preprocess). Throws unetseg::Error for bad options or a failed inference
+  // allocates inside forward(). Throws unetseg::Error for bad options or a failed inference
   // (live: a forward that failed on the model's thread).
   const FrameResult& process(const FrameView& frame, std::int64_t tag, const Options& options,
                              double qos_proportion = 1.0);
