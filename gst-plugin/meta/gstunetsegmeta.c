@@ -13,7 +13,44 @@
  * share it instead of copying its pixels.
  */
 
+#include <string.h>
+
 #include "gstunetsegmeta.h"
+
+/* The meta as registered: the public struct, then room for the region ids and labels of the
+ * usual model (background and person; a few classes), which region_ids and labels then point
+ * into. Attaching and copying the meta thus allocates nothing per frame; more regions are
+ * allocated. Private: the public struct and its pointers are the API. */
+#define INLINE_REGIONS 8
+typedef struct
+{
+  GstUnetsegMaskMeta meta;
+  guint ids[INLINE_REGIONS];
+  GQuark labels[INLINE_REGIONS];
+} UnetsegMaskMetaStorage;
+
+/* Points the meta's arrays at room for n regions: its own, or allocated. */
+static void
+reserve_regions (GstUnetsegMaskMeta * meta, guint n_regions)
+{
+  UnetsegMaskMetaStorage *storage = (UnetsegMaskMetaStorage *) meta;
+
+  if (meta->region_ids != storage->ids)
+    g_free (meta->region_ids);
+  if (meta->labels != storage->labels)
+    g_free (meta->labels);
+  meta->n_regions = n_regions;
+  if (n_regions == 0) {
+    meta->region_ids = NULL;
+    meta->labels = NULL;
+  } else if (n_regions <= INLINE_REGIONS) {
+    meta->region_ids = storage->ids;
+    meta->labels = storage->labels;
+  } else {
+    meta->region_ids = g_new (guint, n_regions);
+    meta->labels = g_new (GQuark, n_regions);
+  }
+}
 
 static gboolean
 gst_unetseg_mask_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
@@ -39,9 +76,7 @@ gst_unetseg_mask_meta_free (GstMeta * meta, GstBuffer * buffer)
   GstUnetsegMaskMeta *mmeta = (GstUnetsegMaskMeta *) meta;
 
   gst_clear_buffer (&mmeta->mask);
-  g_clear_pointer (&mmeta->region_ids, g_free);
-  g_clear_pointer (&mmeta->labels, g_free);
-  mmeta->n_regions = 0;
+  reserve_regions (mmeta, 0);
 }
 
 /* Scales a coordinate, rounding half away from zero; the rectangle may start left of or above
@@ -107,10 +142,11 @@ gst_unetseg_mask_meta_transform (GstBuffer * dest, GstMeta * meta,
   dmeta->y = y;
   dmeta->width = width;
   dmeta->height = height;
-  dmeta->n_regions = smeta->n_regions;
-  dmeta->region_ids =
-      g_memdup2 (smeta->region_ids, smeta->n_regions * sizeof (guint));
-  dmeta->labels = g_memdup2 (smeta->labels, smeta->n_regions * sizeof (GQuark));
+  reserve_regions (dmeta, smeta->n_regions);
+  if (smeta->n_regions) {
+    memcpy (dmeta->region_ids, smeta->region_ids, smeta->n_regions * sizeof (guint));
+    memcpy (dmeta->labels, smeta->labels, smeta->n_regions * sizeof (GQuark));
+  }
   dmeta->source_pts = smeta->source_pts;
   dmeta->model = smeta->model;
   dmeta->inference_time = smeta->inference_time;
@@ -150,7 +186,7 @@ gst_unetseg_mask_meta_get_info (void)
   if (g_once_init_enter ((GstMetaInfo **) & meta_info)) {
     const GstMetaInfo *mi =
         gst_meta_register (GST_UNETSEG_MASK_META_API_TYPE,
-        "GstUnetsegMaskMeta", sizeof (GstUnetsegMaskMeta),
+        "GstUnetsegMaskMeta", sizeof (UnetsegMaskMetaStorage),
         gst_unetseg_mask_meta_init, gst_unetseg_mask_meta_free,
         gst_unetseg_mask_meta_transform);
     g_once_init_leave ((GstMetaInfo **) & meta_info, (GstMetaInfo *) mi);
@@ -210,12 +246,9 @@ gst_unetseg_mask_meta_set_regions (GstUnetsegMaskMeta * meta, guint n_regions,
   g_return_if_fail (meta != NULL);
   g_return_if_fail (n_regions == 0 || region_ids != NULL);
 
-  g_free (meta->region_ids);
-  g_free (meta->labels);
-
-  meta->n_regions = n_regions;
-  meta->region_ids = g_memdup2 (region_ids, n_regions * sizeof (guint));
-  meta->labels = n_regions ? g_new (GQuark, n_regions) : NULL;
+  reserve_regions (meta, n_regions);
+  if (n_regions)
+    memcpy (meta->region_ids, region_ids, n_regions * sizeof (guint));
   /* Quarks: labels are few and repeat on every frame, so interning them costs nothing after
    * the first frame and makes copies of the meta cheap. */
   for (i = 0; i < n_regions; i++)

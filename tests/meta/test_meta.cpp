@@ -227,6 +227,35 @@ TEST(MaskMeta, RegionsAndModelRoundTrip) {
   gst_buffer_unref(frame);
 }
 
+// Many classes (more than the meta holds inline), then few, then many again, copied each way:
+// the arrays always hold what was set, and a copy owns its own (ASan and the leak check in the
+// hardening run see any double free or leak).
+TEST(MaskMeta, ManyRegionsAndFewSurviveCopiesAndReplacement) {
+  GstBuffer* frame = make_frame();
+  GstUnetsegMaskMeta* meta =
+      gst_buffer_add_unetseg_mask_meta(frame, make_mask(), GST_UNETSEG_MASK_SEMANTIC, 0, 0, 320, 240);
+  for (guint n : {20u, 2u, 9u, 8u, 0u, 33u}) {
+    std::vector<guint> ids(n);
+    std::vector<std::string> names(n);
+    std::vector<const gchar*> labels(n);
+    for (guint i = 0; i < n; i++) {
+      ids[i] = 100 + i;
+      names[i] = "class" + std::to_string(i);
+      labels[i] = names[i].c_str();
+    }
+    gst_unetseg_mask_meta_set_regions(meta, n, ids.data(), labels.data());
+    GstBuffer* copy = gst_buffer_copy(frame);
+    GstUnetsegMaskMeta* copied = gst_buffer_get_unetseg_mask_meta(copy);
+    ASSERT_NE(copied, nullptr);
+    expect_same_content(meta, copied);
+    if (n) EXPECT_NE(copied->region_ids, meta->region_ids) << "a copy owns its arrays";
+    for (guint i = 0; i < n; i++)
+      EXPECT_STREQ(gst_unetseg_mask_meta_get_label(copied, 100 + i), names[i].c_str());
+    gst_buffer_unref(copy);
+  }
+  gst_buffer_unref(frame);
+}
+
 TEST(MaskMeta, MapGivesPixelsAndStride) {
   GstBuffer* frame = make_frame_with_meta(0, 0, 320, 240);
   GstUnetsegMaskMeta* meta = gst_buffer_get_unetseg_mask_meta(frame);
