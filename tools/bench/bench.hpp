@@ -267,6 +267,14 @@ struct StreamsResult {
 StreamsResult bench_streams(const std::string& model_path, const fs::path& photo, int n,
                             bool shared, const Options& opt);
 void print_streams(const std::vector<StreamsResult>& results, const Options& opt);
+// The model's forward per frame at each batch size up to --batch-size (and the model's limit).
+struct BatchTiming {
+  int batch = 1;
+  std::vector<double> ms_per_frame;
+};
+std::vector<BatchTiming> bench_batches(unetseg::Segmenter& seg, const cv::Mat& photo,
+                                       const Options& opt);
+void print_batches(const std::vector<BatchTiming>& batches, const Options& opt);
 
 constexpr int kMaxLag = 15;
 // One smoothing configuration of the flicker section: its VideoSegmenter and its figures.
@@ -306,6 +314,7 @@ void write_json(const std::string& path, const Options& opt, const unetseg::Segm
                 const std::vector<ElementResult>& element, const PeerResult* peer,
                 const MemoryResult* memory, const FlickerResult* flicker,
                 const LiveResult* live, const std::vector<StreamsResult>& streams,
+                const std::vector<BatchTiming>& batches,
                 const std::vector<PassesResult>& passes);
 
 }  // namespace bench

@@ -88,6 +88,7 @@ void write_json(const std::string& path, const Options& opt, const unetseg::Segm
                 const std::vector<ElementResult>& element, const PeerResult* peer,
                 const MemoryResult* memory, const FlickerResult* flicker,
                 const LiveResult* live, const std::vector<StreamsResult>& streams,
+                const std::vector<BatchTiming>& batches,
                 const std::vector<PassesResult>& passes) {
   cv::FileStorage fs(path, cv::FileStorage::WRITE | cv::FileStorage::FORMAT_JSON);
   if (!fs.isOpened()) throw unetseg::Error("cannot write " + path);
@@ -145,6 +146,13 @@ void write_json(const std::string& path, const Options& opt, const unetseg::Segm
     write_series(fs, "lateness_ms", live->lateness_ms);
     fs << "age_frames" << live->age_frames << "}";
   }
+  fs << "batches" << "[";
+  for (const BatchTiming& t : batches) {
+    fs << "{" << "batch" << t.batch;
+    write_series(fs, "ms_per_frame", t.ms_per_frame);
+    fs << "}";
+  }
+  fs << "]";
   fs << "streams" << "[";
   for (const StreamsResult& r : streams) {
     fs << "{" << "streams" << r.streams << "shared" << r.shared << "size"

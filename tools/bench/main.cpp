@@ -266,6 +266,11 @@ int run(const Options& opt) {
   }
   // Side by side for each N: shared, then independent, in the same minute.
   std::vector<StreamsResult> streams;
+  std::vector<BatchTiming> batches;
+  if (opt.wants("streams")) {
+    batches = bench_batches(*seg, photos[0], opt);
+    print_batches(batches, opt);
+  }
   if (opt.wants("streams"))
     for (int n : opt.streams)
       for (bool shared : {true, false}) {
@@ -277,7 +282,7 @@ int run(const Options& opt) {
     write_json(opt.json, opt, *seg, library, element, opt.wants("peer") ? &peer : nullptr,
                opt.wants("memory") ? &memory : nullptr,
                opt.wants("flicker") ? &flicker : nullptr, opt.wants("live") ? &live : nullptr,
-               streams, passes);
+               streams, batches, passes);
     std::fprintf(stderr, "unetseg-bench: wrote %s\n", opt.json.c_str());
   }
   return 0;

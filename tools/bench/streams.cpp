@@ -6,6 +6,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -36,6 +38,29 @@ std::string branch(int i, const std::string& model_path, const fs::path& photo, 
 
 }  // namespace
 
+std::vector<BatchTiming> bench_batches(unetseg::Segmenter& seg, const cv::Mat& photo,
+                                       const Options& opt) {
+  std::vector<int> sizes{1};
+  const int limit = std::min(opt.model.batch.batch_size, seg.max_batch());
+  for (int b = 2; b <= limit; b *= 2) sizes.push_back(b);
+  if (sizes.back() != limit && limit > 1) sizes.push_back(limit);
+  cv::Mat blob;
+  cv::Mat frame = photo.clone();
+  seg.preprocess(view_of(frame), blob);
+  std::vector<BatchTiming> out;
+  for (int b : sizes) out.push_back({b, {}});
+  std::vector<unetseg::Prediction> predictions;
+  // The batch sizes take turns, frame after frame, so that the machine's moods fall on all.
+  for (int round = -opt.warmup; round < opt.frames; ++round)
+    for (BatchTiming& t : out) {
+      const std::vector<const cv::Mat*> blobs(t.batch, &blob);
+      const auto t0 = Clock::now();
+      seg.infer_batch(blobs, predictions);
+      if (round >= 0) t.ms_per_frame.push_back(ms_since(t0) / t.batch);
+    }
+  return out;
+}
+
 StreamsResult bench_streams(const std::string& model_path, const fs::path& photo, int n,
                             bool shared, const Options& opt) {
   StreamsResult r;
@@ -44,6 +69,7 @@ StreamsResult bench_streams(const std::string& model_path, const fs::path& photo
   r.per_stream.resize(n);
   std::string description;
   for (int i = 0; i < n; ++i) description += branch(i, model_path, photo, shared, opt);
+  malloc_trim(0);  // what the last run freed goes back, so that this one's memory shows
   const double rss_before = resident_mib();
   GstElement* pipeline = parse_pipeline(description);
   std::vector<SinkProbe> probes(n);
@@ -80,6 +106,14 @@ StreamsResult bench_streams(const std::string& model_path, const fs::path& photo
   gst_object_unref(pipeline);
   if (!failure.empty()) throw unetseg::Error("streams pipeline failed: " + failure);
   return r;
+}
+
+void print_batches(const std::vector<BatchTiming>& batches, const Options& opt) {
+  if (batches.empty()) return;
+  std::printf("\nForward by batch (Segmenter::infer_batch, what a shared model runs; batch sizes "
+              "in turns, %d rounds): ms per frame, median / p95\n", opt.frames);
+  for (const BatchTiming& t : batches)
+    std::printf("  batch %-3d %s\n", t.batch, fmt(summarize(t.ms_per_frame)).c_str());
 }
 
 void print_streams(const std::vector<StreamsResult>& results, const Options& opt) {
