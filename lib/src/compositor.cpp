@@ -12,6 +12,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "unetseg/error.hpp"
+#include "unetseg/frame_threads.hpp"
 
 namespace unetseg {
 
@@ -696,7 +697,8 @@ void Compositor::blur(const FrameView& frame, AlphaRows& alpha, int radius) {
   const index_t horizontal_at = vertical_at + aligned(4 * small_floats);
   const index_t scratch_bytes = horizontal_at + aligned(4 * small_floats);
   // A few stripes a thread, so that a thread held up elsewhere delays little.
-  const int stripes = std::clamp(4 * cv::getNumThreads(), 1, 64);
+  const int threads = frame_threads();
+  const int stripes = threads == 1 ? 1 : std::clamp(4 * threads, 1, 64);
   blur_scratch_.create(stripes, static_cast<int>(scratch_bytes), CV_8UC1);
   blur_colour_.create(1, static_cast<int>(row_bytes), CV_8UC1);
   blur_sums_.create(small_h, static_cast<int>(small_floats), CV_32FC1);

@@ -64,11 +64,13 @@ ModelWorker::Counters ModelWorker::counters() const {
 void ModelWorker::attach(AsyncSegmenter* stream) {
   std::lock_guard<std::mutex> lock(mutex_);
   streams_.push_back(stream);
+  stream_count_ = streams_.size();
 }
 
 void ModelWorker::detach(AsyncSegmenter* stream) {
   std::unique_lock<std::mutex> lock(mutex_);
   streams_.erase(std::remove(streams_.begin(), streams_.end(), stream), streams_.end());
+  stream_count_ = streams_.size();
   done_.wait(lock, [stream] { return !stream->running_; });
 }
 

@@ -8,6 +8,8 @@
 #include <opencv2/core/utility.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "unetseg/frame_threads.hpp"
+
 namespace unetseg {
 
 namespace {
@@ -168,7 +170,7 @@ float resample(const FrameView& frame, cv::Size model, const int src[3], Kernel 
   // and taps live in the scratch too.
   const size_t aa = area ? 0 : std::max(antialias_scratch(frame.width, model.width),
                                         antialias_scratch(frame.height, model.height));
-  const int stripes = std::max(1, std::min(cv::getNumThreads(), model.height));
+  const int stripes = std::max(1, std::min(frame_threads(), model.height));
   const size_t row_len = static_cast<size_t>(frame.width) * bpp;
   auto pad = [](size_t bytes) { return (bytes + 63) / 64 * 64; };
   const size_t bytes = stripes * pad(row_len * sizeof(float)) + pad(stripes * sizeof(float)) +

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "unetseg/error.hpp"
+#include "unetseg/frame_threads.hpp"
 
 namespace unetseg {
 
@@ -82,6 +83,7 @@ bool VideoSegmenter::wants_inference(const Options& options, double qos_proporti
 
 const FrameResult& VideoSegmenter::process(const FrameView& frame, std::int64_t tag,
                                            const Options& options, double qos_proportion) {
+  const SerialFrames serial(shares_cores());
   Segmenter& seg = segmenter();
   const bool watch_cuts = seg.recurrent() && options.scene_cut > 0;
   const bool need_thumbnail = options.skip_threshold > 0 || options.smoothing > 0 || watch_cuts;
@@ -184,6 +186,7 @@ const FrameResult& VideoSegmenter::finish(const FrameView& frame, const Options&
 
 bool VideoSegmenter::draw(const FrameView& frame, const Options& options) {
   if (options.mode == Mode::None) return true;
+  const SerialFrames serial(shares_cores());
   if (!Compositor::can_draw(options.mode, frame.layout)) return false;
   const cv::Size size(frame.width, frame.height);
   if (!out_.has_mask) {

@@ -59,7 +59,8 @@ class Compositor {
   // bleeds into the blur around it: beside a hard-edged person on a flat background, the
   // background keeps its exact colour. Where the kernel holds no background, q = 0, never seen
   // (alpha is 255 there). Blur allocates nothing once the frame's size and layout and the
-  // radius are stable; it runs on OpenCV's threads.
+  // radius are stable; it runs on OpenCV's threads (in the calling thread inside a
+  // SerialFrames scope: frame_threads.hpp).
   // Alpha and padding bytes are left as they are, except Alpha (writes alpha there) and Mask
   // (alpha byte set to 255).
   // Mode::None touches nothing and checks nothing.

@@ -5,6 +5,7 @@
 // one forward at a time, instead of each loading its own and all fighting over the cores.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -61,6 +62,8 @@ class ModelWorker {
     std::size_t streams = 0;     // streams attached now
   };
   Counters counters() const;
+  // Streams attached now, without the lock (a frame asks it: do others share the cores?).
+  std::size_t streams() const { return stream_count_.load(std::memory_order_relaxed); }
 
  private:
   friend class AsyncSegmenter;
@@ -85,6 +88,7 @@ class ModelWorker {
   int batch_limit_ = 1;
   std::string batch_note_;
   Counters counters_;
+  std::atomic<std::size_t> stream_count_{0};
   bool stop_ = false;
   std::thread thread_;  // last: starts once everything above exists
 };

@@ -147,6 +147,9 @@ class VideoSegmenter {
 
  private:
   bool wants_inference(const Options& options, double qos_proportion) const;
+  // Whether other streams share this one's model, and so the cores: its passes then run in the
+  // calling thread (frame_threads.hpp says why).
+  bool shares_cores() const { return worker().streams() > 1; }
   void accept(const Options& options);  // result_ is fresh: smoothing
   const FrameResult& finish(const FrameView& frame, const Options& options);
 

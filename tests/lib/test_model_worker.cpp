@@ -12,7 +12,9 @@
 #include "test_paths.hpp"
 #include "unetseg/async_segmenter.hpp"
 #include "unetseg/error.hpp"
+#include "unetseg/frame_threads.hpp"
 #include "unetseg/model_worker.hpp"
+#include "unetseg/video_segmenter.hpp"
 
 using namespace unetseg;
 using unetseg_test::matches_its_frame;
@@ -208,4 +210,42 @@ TEST(ModelWorker, InferBatchRefusesMoreThanTheModelTakes) {
   r.foreground = out[1].foreground;
   r.tag = 8;
   EXPECT_TRUE(matches_its_frame(r));
+}
+
+// Streams sharing a model run their frame passes in their own thread (frame_threads.hpp): a
+// SerialFrames scope makes frame_threads() 1 on this thread only, and nests.
+TEST(FrameThreads, SerialScopesAreThisThreadsAndNest) {
+  const int pool = cv::getNumThreads();
+  EXPECT_EQ(frame_threads(), pool);
+  {
+    SerialFrames outer(true);
+    EXPECT_EQ(frame_threads(), 1);
+    int other = 0;
+    std::thread([&] { other = frame_threads(); }).join();
+    EXPECT_EQ(other, pool) << "another thread is not affected";
+    {
+      SerialFrames inner(false);
+      EXPECT_EQ(frame_threads(), 1);
+    }
+    EXPECT_EQ(frame_threads(), 1);
+  }
+  EXPECT_EQ(frame_threads(), pool);
+}
+
+// A stream whose model is shared draws exactly what a stream alone draws: its passes run in
+// one thread instead of OpenCV's, over the same rows.
+TEST(FrameThreads, SharedStreamsDrawWhatALoneStreamDraws) {
+  auto shared = worker_of("unet_rg", 4);
+  VideoSegmenter a(shared), b(shared);
+  VideoSegmenter alone(std::make_shared<Segmenter>(test_model("unet_rg"), Backend::Cpu));
+  VideoSegmenter::Options o;
+  o.mode = Mode::Blur;
+  o.draw.blur_radius = 9;
+  SplitFrame in_shared(split_of(6)), in_alone(split_of(6));
+  a.process(in_shared.view, 6, o);
+  a.draw(in_shared.view, o);
+  alone.process(in_alone.view, 6, o);
+  alone.draw(in_alone.view, o);
+  EXPECT_EQ(in_shared.data, in_alone.data) << "blurred differently when shared";
+  EXPECT_EQ(shared->streams(), 2u);
 }
