@@ -25,13 +25,17 @@ double cpu_seconds() {
 }
 
 // One camera: a photo made a live source by imagefreeze (a camera pointed at someone holding
-// still), like the live section's.
+// still), like the live section's, then a leaky queue of two frames, as a camera driver's ring
+// of buffers: the camera keeps its clock on a thread of its own, and a frame the pipeline is
+// not ready for is lost, not the next ones delayed. Without it, each frame's wait at the
+// synchronised sink (the pipeline's latency) would hold the source back.
 std::string branch(int i, const std::string& model_path, const fs::path& photo, bool shared,
                    const Options& opt) {
   const std::string n = std::to_string(i);
   return "filesrc location=" + quoted(photo.string()) + " ! decodebin ! videoconvert ! videoscale ! " +
          caps_for(opt.streams_size.size) + " ! imagefreeze is-live=true ! video/x-raw,framerate=" +
-         std::to_string(opt.live_fps) + "/1 ! " + opt.element(model_path, "seg" + n) +
+         std::to_string(opt.live_fps) + "/1 ! queue max-size-buffers=2 leaky=downstream ! " +
+         opt.element(model_path, "seg" + n) +
          " live=on post-messages=true share-model=" + (shared ? "true" : "false") +
          " ! fakesink name=sink" + n + " sync=true qos=true max-lateness=20000000 ";
 }
@@ -118,7 +122,8 @@ void print_batches(const std::vector<BatchTiming>& batches, const Options& opt) 
 
 void print_streams(const std::vector<StreamsResult>& results, const Options& opt) {
   if (results.empty()) return;
-  std::printf("\nStreams: N live %s %d fps sources (a photo, imagefreeze is-live=true) -> %s "
+  std::printf("\nStreams: N live %s %d fps sources (a photo, imagefreeze is-live=true, a leaky "
+              "queue of 2) -> %s "
               "live=on -> fakesink sync=true each, in one process; shared: one model for all "
               "(share-model=true), independent: one each (share-model=false)\n",
               opt.streams_size.name.c_str(), opt.live_fps, opt.element("M").c_str());
